@@ -1,0 +1,28 @@
+"""Runtime backends: each compiles an fp32 ONNX export into its own artifact and runs it.
+
+A backend is registered through the `register_backends` hook, so a vendor runtime can arrive as a plugin.
+"""
+import importlib.util
+
+
+class Backend:
+    name = ""
+    description = ""
+    dtypes = ("fp32",)
+    package = ""  # import name checked by available()
+    install = ""  # how to install it, shown when it is missing
+    plugin = ""
+
+    def missing(self):
+        """None when usable here, else a one-line reason with how to install it."""
+        if self.package and importlib.util.find_spec(self.package) is None:
+            return f"backend {self.name} needs the '{self.package}' package: {self.install}"
+        return None
+
+    def compile(self, job):
+        """Write the artifact files for `job` (a modelzoo.compile.Job) into job.workdir; return their names."""
+        raise NotImplementedError
+
+    def load(self, job, threads=0):
+        """A session for a compiled artifact: an object with run(x: float32 NCHW) -> list of numpy outputs."""
+        raise NotImplementedError

@@ -1,0 +1,12 @@
+"""The engine's own backends, registered through the same hook as any plugin's."""
+from modelzoo.backends.ort import OnnxRuntime
+from modelzoo.backends.openvino_rt import OpenVINO
+from modelzoo.backends.torch_rt import Torch
+from modelzoo.hookspecs import hookimpl
+
+
+@hookimpl
+def register_backends(register):
+    register(OnnxRuntime())
+    register(OpenVINO())
+    register(Torch())

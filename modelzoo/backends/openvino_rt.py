@@ -1,0 +1,53 @@
+"""OpenVINO on the CPU: fp32 IR from the ONNX export; int8 from the QDQ model the ONNX Runtime build writes."""
+from modelzoo.backends import Backend
+from modelzoo.errors import ZooError
+
+
+class OpenVINO(Backend):
+    name = "openvino"
+    description = "OpenVINO runtime (CPU plugin)"
+    dtypes = ("fp32", "fp16", "int8")
+    package = "openvino"
+    install = "pip install openvino"
+
+    def compile(self, job):
+        import openvino as ov
+
+        if job.dtype == "fp32" or job.dtype == "fp16":
+            source = job.onnx
+        elif job.dtype == "int8":
+            from modelzoo.quantize import to_int8
+
+            source = job.workdir / "qdq.onnx"
+            job.report.update(to_int8(job, source))
+        else:
+            raise ZooError(f"{job.label}: openvino builds fp32, fp16 or int8, not {job.dtype}")
+        model = ov.convert_model(str(source))
+        # fp16 compresses the stored weights; the CPU plugin computes in its own precision.
+        ov.save_model(model, str(job.workdir / "model.xml"), compress_to_fp16=job.dtype == "fp16")
+        if source != job.onnx:
+            source.unlink()
+        return ["model.xml", "model.bin"]
+
+    def load(self, job, threads=0):
+        import openvino as ov
+
+        core = ov.Core()
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        threads = threads or int(job.options.get("threads") or 0)
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        if job.dtype == "fp32":
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        compiled = core.compile_model(core.read_model(str(job.workdir / "model.xml")), "CPU", config)
+        return OpenVINOSession(compiled)
+
+
+class OpenVINOSession:
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+
+    def run(self, x):
+        results = self.request.infer({0: x})
+        return [results[output] for output in self.compiled.outputs]

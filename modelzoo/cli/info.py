@@ -1,0 +1,114 @@
+"""Discovery and validation commands: list, info, plugins, backends, datasets, validate."""
+import sys
+from pathlib import Path
+
+import click
+
+from modelzoo.cli import cli, emit_json, table, warn_problems
+from modelzoo.errors import EXIT_ERROR, ZooError
+from modelzoo.plugins import registry
+
+
+# -- discovery ----------------------------------------------------------------------------------------------
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def list_models(as_json):
+    """Registered models."""
+    warn_problems()
+    models = registry().models.values()
+    rows = [{"name": m.name, "title": m.card["title"], "task": m.card["task"], "license": m.card["license"]["id"],
+             "use": m.card["license"]["use"], "builds": m.builds, "variants": m.variants, "plugin": m.plugin}
+            for m in models]
+    if as_json:
+        return emit_json(rows)
+    click.echo(table([[r["name"], r["title"], r["task"], f"{r['license']} ({r['use']})", ",".join(r["builds"]),
+                       r["plugin"]] for r in rows], ["name", "title", "task", "license", "builds", "plugin"]))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True)
+def info(model, as_json):
+    """A model's card as a table."""
+    m = registry().model(model)
+    if as_json:
+        return emit_json({**m.card, "card_path": str(m.card_path), "plugin": m.plugin})
+    c = m.card
+    cx = c["complexity"]
+    rows = [
+        ("name", c["name"]), ("title", c["title"]), ("task", c["task"]),
+        ("paper", f"{c['paper']['title']} ({c['paper']['venue']} {c['paper']['year']})"),
+        ("source", f"{c['source']['repo']} @ {c['source']['branch']} {c['source']['commit'][:12]}"),
+        ("license", f"{c['license']['id']} ({c['license']['use']})"),
+        ("weights", ", ".join(f"{k}: {v['file']} sha256 {v['sha256'][:12]}…" for k, v in c["weights"].items())),
+        ("input", f"{'x'.join(map(str, c['input']['shape']))} {c['input']['dtype']} {c['input']['layout']} "
+                  f"{c['input']['color']} in {c['input']['range']}"),
+        ("outputs", ", ".join(f"{o['name']} ({o['channels']} ch)" for o in c["outputs"])),
+        ("operators", ", ".join(c["operators"])),
+        ("params", f"{cx['params']:,}"),
+        ("MACs / FLOPs", f"{cx['macs'] / 1e9:.2f} G / {2 * cx['macs'] / 1e9:.1f} G at {'x'.join(map(str, cx['shape']))}"),
+        ("postprocess", ", ".join(f"{k}={v}" for k, v in c["postprocess"].items())),
+        ("protocols", ", ".join(c["protocols"])),
+        ("builds", ", ".join(f"{k} ({v})" for k, v in c["builds"].items())),
+        ("datasets", ", ".join(c["datasets"])),
+    ]
+    rows += [(f"reported: {r['label']}", f"{r['psnr']} dB / {r['ssim']} SSIM ({r['protocol']})")
+             for r in c["reported"]]
+    click.echo(table(rows, ["field", "value"]))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def plugins(as_json):
+    """Loaded plugins, their hooks and any that failed."""
+    reg = registry()
+    rows = [{"name": p.name, "module": p.module, "version": p.version, "hooks": p.hooks, "error": p.error}
+            for p in reg.plugins]
+    if as_json:
+        return emit_json({"plugins": rows, "problems": reg.problems})
+    click.echo(table([[r["name"], r["module"], r["version"], ",".join(r["hooks"]), r["error"] or "ok"]
+                      for r in rows], ["plugin", "module", "version", "hooks", "status"]))
+    for problem in reg.problems:
+        click.secho(f"problem: {problem}", fg="yellow")
+
+
+@cli.command()
+def backends():
+    """Registered runtime backends and whether they are installed."""
+    rows = [[b.name, ",".join(b.dtypes), b.missing() or "available", b.description]
+            for b in registry().backends.values()]
+    click.echo(table(rows, ["backend", "dtypes", "status", "description"]))
+
+
+@cli.command()
+def datasets():
+    """Registered datasets and where they were found."""
+    rows = []
+    for d in registry().datasets.values():
+        try:
+            where = str(d.root())
+        except ZooError:
+            where = f"not found (set MODELZOO_DATA or --data-root; expects {d.subpath})"
+        rows.append([d.name, "paired" if d.paired else "images", d.split, where])
+    click.echo(table(rows, ["dataset", "layout", "split", "root"]))
+
+
+# -- validation -------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def validate(paths):
+    """Check cards, build yamls, vdsp params and results files (default: everything registered)."""
+    from modelzoo.validation import validate_everything, validate_file
+
+    problems, checked = [], 0
+    if paths:
+        for path in paths:
+            found, count = validate_file(path)
+            problems += found
+            checked += count
+    else:
+        problems, checked = validate_everything(registry())
+    for line in problems:
+        click.secho(line, fg="red", err=True)
+    click.echo(f"{checked} document(s) checked, {len(problems)} problem(s)")
+    sys.exit(EXIT_ERROR if problems else 0)

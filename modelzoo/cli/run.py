@@ -1,0 +1,194 @@
+"""Commands that produce outputs: run, export, compile, weights."""
+import sys
+from pathlib import Path
+
+import click
+
+from modelzoo import compile as compiler
+from modelzoo.cli import cli, emit_json, table
+from modelzoo.errors import EXIT_PARTIAL, ZooError
+from modelzoo.plugins import registry
+
+
+def build_options(function):
+    """--build/--backend/--variant/--weights/--threads/--workspace, shared by the commands that compile."""
+    options = [
+        click.option("--build", default=None, help="A build of the card (fp32, fp16, int8, ...) or a build yaml path."),
+        click.option("--backend", default=None, help="Runtime (default: the build yaml's backend.type)."),
+        click.option("--variant", default=None, help="Weights variant from the card (default: the first)."),
+        click.option("--weights", type=click.Path(path_type=Path), default=None, help="Weights file or folder."),
+        click.option("--threads", type=int, default=0, help="Runtime threads (0: the runtime's default)."),
+        click.option("--workspace", type=click.Path(path_type=Path), default=None,
+                     help="Artifact cache folder (default: the build yaml's, else the user cache)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def open_session(model, build, backend, variant, weights, workspace, native=False, threads=0, quiet=False,
+                 options=None):
+    job = compiler.prepare(model, build, backend, variant, weights, native=native, workspace=workspace,
+                           options=options)
+    log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
+    session = compiler.load(job, threads=threads, log=log)
+    return job, session
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
+              help="An image or a folder (default: the built-in low-light samples).")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: ./modelzoo-out/MODEL). Outputs keep the inputs' file stems.")
+@click.option("--reference", type=click.Path(path_type=Path), default=None,
+              help="Folder of ground-truth images with matching names: report PSNR/SSIM.")
+@click.option("--protocol", default=None, help="Metric protocol from the card (default: its first).")
+@click.option("--native", is_flag=True, help="Run at each image's own size instead of the vdsp params' size.")
+@click.option("--tile", type=int, default=2048, show_default=True,
+              help="With --native, images larger than this run in tiles with a halo (0: never).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Post-processing parameter, e.g. --set gamma=0.14.")
+@click.option("--resume", is_flag=True, help="Skip inputs whose output already exists.")
+@click.option("--report", type=click.Path(path_type=Path), default=None, help="Write the JSON report here too.")
+@click.option("--max-pixels", type=int, default=None, help="Refuse images above this many pixels.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@build_options
+def run(model, input_path, output, reference, protocol, native, tile, overrides, resume, report, max_pixels,
+        as_json, quiet, build, backend, variant, weights, threads, workspace):
+    """Enhance an image or a folder with MODEL."""
+    import os
+
+    from modelzoo import imaging, runner
+    from modelzoo.evaluate import for_task
+
+    m = registry().model(model)
+    if max_pixels:
+        os.environ["MODELZOO_MAX_PIXELS"] = str(max_pixels)
+    if input_path is None:
+        from modelzoo import samples
+
+        root = samples.folder()
+        input_path, reference = root / "low", reference or root / "high"
+        click.echo(f"no --input: using the built-in low-light samples in {input_path}", err=True)
+    files = imaging.list_images(input_path)
+    output = output or Path("modelzoo-out") / m.name
+    job, session = open_session(m, build, backend, variant, weights, workspace, native, threads, quiet)
+    request = runner.Request(m, session, native=native, params=parse_overrides(overrides), output=output,
+                             resume=resume, progress=not quiet and not as_json, tile=tile if native else 0)
+    if reference:
+        request.references = {p.stem: p for p in imaging.list_images(reference)}
+        request.evaluator = for_task(registry(), m.card["task"])
+        request.protocol = m.protocol(protocol)
+    result = runner.run_files(request, files)
+    summary = {"model": m.name, "build": job.build, "backend": job.backend.name, "dtype": job.dtype,
+               "native": native, "output": str(output), **result}
+    if reference:
+        summary["protocol"] = request.protocol[0]
+    if report:
+        from modelzoo.imaging import atomic_write
+        import json
+
+        atomic_write(report, json.dumps(summary, indent=2, default=str))
+    if as_json:
+        emit_json(summary)
+    else:
+        print_run(summary)
+    if summary["failures"]:
+        sys.exit(EXIT_PARTIAL if summary["images"] else 1)
+
+
+def print_run(summary):
+    rows = [[Path(i["input"]).name, f"{i.get('psnr', float('nan')):.3f}" if "psnr" in i else "-",
+             f"{i.get('ssim', float('nan')):.4f}" if "ssim" in i else "-", f"{i['seconds']:.3f}"]
+            for i in summary["images"]]
+    if rows:
+        click.echo(table(rows, ["image", "psnr", "ssim", "seconds"]))
+    if "mean" in summary:
+        click.echo(f"mean: PSNR {summary['mean']['psnr']:.3f} dB, SSIM {summary['mean']['ssim']:.4f} "
+                   f"({summary['protocol']} protocol)")
+    for failure in summary["failures"]:
+        click.secho(f"failed: {failure['input']}: {failure['error']}", fg="red", err=True)
+    click.echo(f"{len(summary['images'])} written to {summary['output']}, {len(summary['failures'])} failed, "
+               f"{len(summary['skipped'])} skipped ({summary['build']}, {summary['backend']} {summary['dtype']})")
+
+
+def parse_overrides(overrides):
+    params = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ZooError(f"--set {item}: expected KEY=VALUE")
+        try:
+            params[key] = float(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Folder for the exports (default: the artifact cache).")
+@click.option("--json", "as_json", is_flag=True)
+@build_options
+def export(model, output, as_json, build, backend, variant, weights, threads, workspace):
+    """TorchScript and ONNX (static and dynamic H/W) with the plugin's deploy patch, parity-checked."""
+    from modelzoo.export import export_all
+
+    m = registry().model(model)
+    job = compiler.prepare(m, build, "torch", variant, weights, workspace=workspace)
+    folder = output or Path(job.workspace) / m.name / "exports"
+    report = export_all(job, folder)
+    if as_json:
+        return emit_json(report)
+    for name, value in report.items():
+        detail = f"parity max abs diff {value['max_abs_diff']:.2e}" if isinstance(value, dict) else value
+        click.echo(f"{name}: {detail}")
+    click.echo(f"exports in {folder}")
+
+
+@cli.command("compile")
+@click.argument("model")
+@click.option("--native", is_flag=True, help="Build the dynamic-shape variant.")
+@click.option("--force", is_flag=True, help="Rebuild even when cached.")
+@click.option("--json", "as_json", is_flag=True)
+@build_options
+def compile_command(model, native, force, as_json, build, backend, variant, weights, threads, workspace):
+    """Build MODEL for a runtime into the artifact cache (the reference zoo's `vamc compile`)."""
+    import time
+
+    m = registry().model(model)
+    builds = m.builds if build == "all" else [build]
+    results = []
+    for name in builds:
+        started = time.perf_counter()
+        job = compiler.prepare(m, name, backend, variant, weights, native=native, workspace=workspace)
+        manifest = compiler.ensure(job, force=force, log=lambda msg: click.echo(msg, err=True))
+        results.append({"build": job.build, "backend": job.backend.name, "dtype": job.dtype,
+                        "cache": manifest["cache"], "seconds": round(time.perf_counter() - started, 2),
+                        "artifact": str(job.workdir), "report": manifest.get("report", {})})
+    if as_json:
+        return emit_json(results)
+    for r in results:
+        click.echo(f"{r['build']} ({r['backend']} {r['dtype']}): cache {r['cache']} in {r['seconds']} s -> {r['artifact']}")
+
+
+@cli.group()
+def weights():
+    """Manage weight files."""
+
+
+@weights.command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--model", "names", multiple=True, help="Only these models (default: all).")
+def weights_import(folder, names):
+    """Copy weights found in FOLDER into the user cache after checking their sha256."""
+    from modelzoo.weights import import_folder
+
+    for m in registry().models.values():
+        if names and m.name not in names:
+            continue
+        for variant, target in import_folder(m, folder):
+            click.echo(f"{m.name}/{variant}: {target}")

@@ -1,0 +1,208 @@
+"""The compile step: export with the plugin's deploy patch, build for a backend, keep artifacts in a cache.
+
+Artifacts live under the workspace (default: the user cache) in a folder named by a hash of everything that
+decides their content: weights sha256, the build yaml, the backend, the shape mode and library versions.
+Each folder has a manifest with the sha256 of its files, so a corrupt or partial artifact is rebuilt, and a
+file lock keeps two processes from building the same artifact at once.
+"""
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from filelock import FileLock
+
+from modelzoo import documents, paths, weights
+from modelzoo.errors import ZooError
+
+# Vendor compilers named in reference-zoo build yamls that no open runtime here provides.
+VENDOR_BACKENDS = {"tvm_vacc": "the VastAI NPU compiler (vamc)"}
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Job:
+    model: object
+    build: str
+    spec: dict
+    spec_path: Path
+    backend: object
+    dtype: str
+    variant: str
+    weights: Path
+    native: bool = False
+    options: dict = field(default_factory=dict)
+    workspace: Path | None = None
+    workdir: Path | None = None
+    onnx: Path | None = None
+    report: dict = field(default_factory=dict)
+
+    @property
+    def label(self):
+        return f"{self.model.name}/{self.build} ({self.backend.name} {self.dtype})"
+
+    @property
+    def shape(self):
+        return next(iter(self.spec["frontend"]["shape"].values()))
+
+    def torch_module(self):
+        """The plugin's network with verified weights, wrapped by its deploy patch, in eval mode."""
+        network = self.model.network(self.variant)
+        state = weights.load_state_dict(self.weights)
+        try:
+            self.model.load_weights(network, state)
+        except RuntimeError as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            raise ZooError(f"{self.weights}: not weights for {self.model.name} ({'; '.join(lines[:2])[:300]})") \
+                from None
+        return self.model.deploy(network).eval()
+
+
+def prepare(model, build=None, backend=None, variant=None, weights_path=None, native=False, workspace=None,
+            registry=None, options=None):
+    """A Job for a card build name (or a build yaml path) on a backend (default: the yaml's)."""
+    from modelzoo.plugins import registry as default_registry
+
+    registry = registry or default_registry()
+    build = build or model.builds[0]
+    spec_path = Path(build) if build.endswith((".yaml", ".yml")) else model.build_path(build)
+    spec = documents.load(spec_path, "build")
+    name = build if not build.endswith((".yaml", ".yml")) else Path(build).stem
+    backend_name = backend or spec["backend"]["type"]
+    if backend_name not in registry.backends and backend_name in VENDOR_BACKENDS:
+        raise ZooError(f"{spec_path}: backend.type: '{backend_name}' is {VENDOR_BACKENDS[backend_name]}, which is "
+                       f"not installed here; available backends: {', '.join(sorted(registry.backends))} "
+                       f"(pass --backend NAME)")
+    runtime = registry.backend(backend_name)
+    problem = runtime.missing()
+    if problem:
+        raise ZooError(problem)
+    dtype = spec["backend"]["dtype"]
+    if dtype not in runtime.dtypes:
+        raise ZooError(f"{spec_path}: backend.dtype: {backend_name} builds {', '.join(runtime.dtypes)}, not {dtype}")
+    variant = variant or model.default_variant
+    path = weights.resolve(model, variant, weights_path)
+    merged = {**(spec["backend"].get("compile") or {}), **(options or {})}
+    space = Path(workspace or spec.get("workspace", {}).get("path") or paths.cache_dir() / "artifacts")
+    return Job(model, name, spec, spec_path, runtime, dtype, variant, path, native, merged, space)
+
+
+def versions(*packages):
+    found = {}
+    for package in packages:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def cache_key(job):
+    from modelzoo import __version__
+
+    inputs = {
+        "modelzoo": __version__,
+        "model": job.model.name,
+        "variant": job.variant,
+        "weights_sha256": job.model.weights_entry(job.variant)["sha256"],
+        "build": {k: v for k, v in job.spec.items() if k != "workspace"},
+        "backend": job.backend.name,
+        "native": job.native,
+        "versions": versions("torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common"),
+    }
+    blob = json.dumps(inputs, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest(), inputs
+
+
+def artifact_dir(job):
+    key, _ = cache_key(job)
+    shape = "dynamic" if job.native else "x".join(map(str, job.shape))
+    return Path(job.workspace) / job.model.name / f"{job.build}-{job.backend.name}-{job.dtype}-{shape}-{key[:12]}"
+
+
+def intact(folder):
+    """True when the manifest exists and every file it lists has the recorded sha256."""
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return False
+    try:
+        files = json.loads(manifest.read_text())["files"]
+        return all((folder / name).is_file() and weights.sha256(folder / name) == digest
+                   for name, digest in files.items())
+    except (ValueError, KeyError, OSError):
+        return False
+
+
+def ensure(job, force=False, log=print):
+    """Compile `job` unless an intact artifact is cached; sets job.workdir and returns its manifest."""
+    job.workdir = artifact_dir(job)
+    job.workdir.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(job.workdir) + ".lock"):
+        if not force and intact(job.workdir):
+            manifest = json.loads((job.workdir / MANIFEST).read_text())
+            manifest["cache"] = "hit"
+            job.report.update(manifest.get("report", {}))
+            return manifest
+        if job.workdir.exists():
+            if (job.workdir / MANIFEST).exists():
+                log(f"{job.label}: cached artifact in {job.workdir} is damaged; rebuilding")
+            shutil.rmtree(job.workdir)
+        return _build(job, log)
+
+
+def _build(job, log):
+    from modelzoo.export import export_onnx
+
+    building = job.workdir.with_name(job.workdir.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    final, job.workdir = job.workdir, building
+    started = time.perf_counter()
+    try:
+        files = []
+        if getattr(job.backend, "needs_onnx", True):
+            checkpoint = job.spec["frontend"].get("checkpoint")
+            if checkpoint:
+                job.onnx = Path(checkpoint)
+                if not job.onnx.is_file():
+                    raise ZooError(f"{job.spec_path}: frontend.checkpoint: {checkpoint} not found")
+            else:
+                log(f"{job.label}: exporting ONNX with the {job.model.name} deploy patch")
+                job.onnx = building / "export.onnx"
+                job.report["export"] = export_onnx(job, job.onnx)
+        log(f"{job.label}: compiling")
+        files += job.backend.compile(job)
+        key, inputs = cache_key(job)
+        manifest = {
+            "key": key, "inputs": inputs, "label": job.label, "dtype": job.dtype,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(time.perf_counter() - started, 2),
+            "report": job.report,
+            "files": {name: weights.sha256(building / name) for name in files},
+        }
+        for leftover in building.iterdir():
+            if leftover.name not in files:
+                leftover.unlink()
+        (building / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        building.rename(final)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        job.workdir = final
+        raise
+    job.workdir = final
+    manifest["cache"] = "miss"
+    return manifest
+
+
+def artifact_hash(job):
+    """One hash for a compiled artifact: the sha256 of its manifest's file list."""
+    manifest = json.loads((job.workdir / MANIFEST).read_text())
+    return hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
+
+
+def load(job, threads=0, force=False, log=print):
+    """Compile if needed, then open a session."""
+    ensure(job, force=force, log=log)
+    return job.backend.load(job, threads=threads)
