@@ -1,0 +1,38 @@
+"""Parameters and MACs are counted from the layers; every registered model's card must state the counted values."""
+import pytest
+from torch import nn
+
+from modelzoo.complexity import count, count_model, summary
+from modelzoo.plugins import registry
+
+
+def _models():
+    return sorted(registry().models)
+
+
+@pytest.mark.parametrize("name", _models())
+def test_card_complexity_equals_the_count(name):
+    model = registry().model(name)
+    card = model.card["complexity"]
+    counted = count_model(model, shape=card["shape"])
+    assert counted["params"] == card["params"], f"{name}: card params {card['params']}, counted {counted['params']}"
+    assert counted["macs"] == card["macs"], f"{name}: card macs {card['macs']}, counted {counted['macs']}"
+
+
+def test_pairlie_figures():
+    counted = count_model(registry().model("pairlie"), shape=[1, 3, 400, 600])
+    assert counted["params"] == 341_767
+    assert counted["macs"] == 81_838_080_000
+    assert summary(counted) == "341,767 params, 81.84 G MACs (163.7 GFLOPs) at 1x3x400x600"
+
+
+def test_count_rules():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, groups=4),
+                        nn.Flatten(), nn.Linear(8 * 4 * 5, 10))
+    counted = count(net, [2, 3, 4, 5])
+    conv1 = 2 * 8 * 4 * 5 * 3 * 9
+    conv2 = 2 * 8 * 4 * 5 * 2 * 9
+    linear = 2 * 10 * 160
+    assert counted["macs"] == conv1 + conv2 + linear
+    assert counted["params"] == sum(p.numel() for p in net.parameters())
+    assert counted["flops"] == 2 * counted["macs"]
