@@ -4,7 +4,7 @@ A model plugin is a module (named by a `modelzoo` entry point) with `@hookimpl` 
 
     @hookimpl
     def register_models(register):
-        register(PairLIE.from_card(Path(__file__).parent / "card.yaml"))
+        register(MyModel(Path(__file__).parent / "card.yaml"))
 
 The registered `modelzoo.Model` supplies the card, the torch network, the export patch, the build yamls and
 vdsp params (paths in the card) and the pre/post-processing. Datasets, evaluators and runtime backends are

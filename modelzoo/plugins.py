@@ -1,6 +1,6 @@
 """Find and load plugins; one broken plugin is reported, never fatal.
 
-MODELZOO_LOAD_PLUGINS=pairlie,lowlight restricts which entry points load (empty: none but the built-ins).
+MODELZOO_LOAD_PLUGINS=name1,name2 restricts which entry points load (empty: none but the built-ins).
 """
 import importlib
 import os

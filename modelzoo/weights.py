@@ -90,7 +90,7 @@ def load_state_dict(path):
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe pickle"
         raise ZooError(f"{path}: refused to load (weights_only=True): {first}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
         raise ZooError(f"{path}: not a readable weights file ({type(exc).__name__}: "
                        f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'truncated'})") from None
     if not isinstance(state, dict):

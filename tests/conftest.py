@@ -1,0 +1,64 @@
+"""Shared fixtures: real weights and data from ../shared, a per-session artifact cache, a CLI runner."""
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("MODELZOO_SHARED", ROOT.parent / "shared"))
+WEIGHTS = SHARED / "weights"
+DATA = SHARED / "data"
+LOL = DATA / "LOL" / "eval15"
+PAIRLIE_WEIGHTS = WEIGHTS / "pairlie" / "PairLIE.pth"
+
+needs_shared = pytest.mark.skipif(not PAIRLIE_WEIGHTS.is_file(), reason="../shared weights and data not present")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def environment(tmp_path_factory):
+    """Point the engine at ../shared and at a cache that lives for this test session only."""
+    cache = tmp_path_factory.mktemp("cache")
+    saved = {k: os.environ.get(k) for k in ("MODELZOO_CACHE", "MODELZOO_WEIGHTS", "MODELZOO_DATA",
+                                           "MODELZOO_LOAD_PLUGINS", "MODELZOO_DEBUG")}
+    os.environ.update(MODELZOO_CACHE=str(cache), MODELZOO_WEIGHTS=str(WEIGHTS), MODELZOO_DATA=str(DATA))
+    os.environ.pop("MODELZOO_LOAD_PLUGINS", None)
+    os.environ.pop("MODELZOO_DEBUG", None)
+    yield cache
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def fresh_registry():
+    """Reload plugins for this test (it may change MODELZOO_LOAD_PLUGINS), and again afterwards."""
+    from modelzoo import plugins
+
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+@pytest.fixture
+def cli():
+    """Invoke `modelzoo ...` in-process; returns the click Result."""
+    from modelzoo.cli import cli as group
+
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(group, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def pairlie():
+    from modelzoo.plugins import registry
+
+    return registry().model("pairlie")
+
+CARD_TEMPLATE_MODEL = ROOT / "tests" / "data" / "toy" / "card.yaml"
