@@ -1,4 +1,22 @@
-"""Evaluators score predictions against references; plugins supply them per task."""
+"""The evaluation step: score a build of a model on a dataset under the card's protocols, with provenance.
+
+Protocols are data in the card (post-processing parameters and how predictions become pixels); evaluators
+come from plugins per task. Results are written as JSON validated by schemas/results.schema.json. An
+interrupted evaluation resumes from a checkpoint of the images it already scored.
+"""
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from modelzoo import compile as compiler
+from modelzoo import documents, imaging, runner, weights
+from modelzoo.errors import ZooError
 
 
 class Evaluator:
@@ -17,6 +35,185 @@ def for_task(registry, task):
     for evaluator in registry.evaluators.values():
         if task in evaluator.tasks:
             return evaluator
-    from modelzoo.errors import ZooError
-
     raise ZooError(f"no evaluator registered for task {task} (see `modelzoo plugins`)")
+
+
+def machine():
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"system": platform.system(), "machine": platform.machine(), "cpu": cpu, "cores": os.cpu_count(),
+            "python": platform.python_version()}
+
+
+def file_list_hash(items):
+    """Identifies the dataset's content: names plus the sha256 of every input and reference."""
+    digest = hashlib.sha256()
+    for item in sorted(items, key=lambda i: i.name):
+        digest.update(item.name.encode())
+        for path in (item.input, item.reference):
+            if path is not None:
+                digest.update(weights.sha256(path).encode())
+    return digest.hexdigest()
+
+
+def protocols_for(model, protocol):
+    names = list(model.card["protocols"]) if protocol in (None, "all") else [protocol]
+    return [model.protocol(name) for name in names]
+
+
+def results_name(model, dataset, job_build, backend, variant, npz=False):
+    parts = ["eval", dataset, variant if variant != model.default_variant else None, job_build,
+             "npz" if npz else backend]
+    return "-".join(p for p in parts if p) + ".json"
+
+
+def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_root=None, variant=None,
+             weights_path=None, workspace=None, threads=0, from_npz=None, results_dir=None, progress=True,
+             log=print, registry=None):
+    """Evaluate and return the results document (also written to results_dir when given)."""
+    from modelzoo.plugins import registry as default_registry
+
+    registry = registry or default_registry()
+    data = registry.dataset(dataset)
+    if not data.paired:
+        raise ZooError(f"dataset {dataset} has no references to score against")
+    items = data.items(data_root)
+    job = compiler.prepare(model, build, backend, variant, weights_path, workspace=workspace, registry=registry)
+    protocols = protocols_for(model, protocol)
+    request = runner.Request(model, progress=progress, evaluator=for_task(registry, model.card["task"]),
+                             references={i.name: i.reference for i in items}, protocols=protocols)
+    if from_npz:
+        request.outputs_for = npz_outputs(Path(from_npz), len(model.card["outputs"]))
+        artifact = None
+    else:
+        request.session = compiler.load(job, threads=threads, log=log)
+        artifact = compiler.artifact_hash(job) if job.workdir and (job.workdir / compiler.MANIFEST).exists() \
+            else None
+    name = results_name(model, dataset, job.build, job.backend.name, job.variant, npz=bool(from_npz))
+    checkpoint = Checkpoint(Path(results_dir or Path(workspace or compiler.paths.cache_dir()) / "results") / name,
+                            {"artifact": artifact, "npz": str(from_npz), "dataset": dataset,
+                             "protocols": [p for p, _ in protocols], "variant": job.variant, "build": job.build})
+    request.done = set(checkpoint.scored)
+    request.on_result = checkpoint.add
+    started = time.perf_counter()
+    report = runner.run_files(request, [i.input for i in items])
+    if report["failures"]:
+        raise ZooError(f"{dataset}: {len(report['failures'])} image(s) failed: {report['failures'][0]['error']}")
+    scored = checkpoint.scored
+    results = {
+        "model": model.name, "variant": job.variant, "build": job.build, "backend": job.backend.name,
+        "dtype": job.dtype, "source": "npz" if from_npz else "inference",
+        "dataset": {"name": dataset, "split": data.split, "images": len(items), "file_list_sha256": file_list_hash(items)},
+        "metrics": {},
+        "timing": {"seconds": round(time.perf_counter() - started, 2)},
+        "provenance": {
+            "weights_sha256": model.weights_entry(job.variant)["sha256"],
+            "artifact_sha256": artifact,
+            "build_yaml_sha256": weights.sha256(job.spec_path),
+            "versions": compiler.versions("torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common",
+                                          "numpy", "scikit-image", "opencv-python-headless"),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": machine(),
+            "modelzoo": compiler.versions("modelzoo")["modelzoo"],
+            "command": " ".join(["modelzoo", *sys.argv[1:]]) if sys.argv else "",
+        },
+    }
+    if report["images"]:
+        results["timing"]["inference_mean"] = float(np.mean([i["seconds"] for i in report["images"]]))
+    for protocol_name, protocol_spec in protocols:
+        per_image = {n: s[protocol_name] for n, s in sorted(scored.items())}
+        mean = {m: float(np.mean([s[m] for s in per_image.values()])) for m in next(iter(per_image.values()))}
+        results["metrics"][protocol_name] = {"protocol": protocol_spec, "mean": mean, "images": per_image}
+    problems = documents.errors(results, "results", name)
+    if problems:
+        raise ZooError(problems[0])
+    if results_dir:
+        imaging.atomic_write(Path(results_dir) / name, json.dumps(results, indent=2) + "\n")
+    checkpoint.clear()
+    return results
+
+
+class Checkpoint:
+    """Per-image scores saved after each image, so an interrupted evaluation resumes where it stopped."""
+
+    def __init__(self, final_path, key):
+        self.path = final_path.with_name(f".{final_path.stem}.partial.json")
+        self.key = key
+        self.scored = {}
+        try:
+            saved = json.loads(self.path.read_text())
+            if saved.get("key") == key:
+                self.scored = saved["images"]
+        except (OSError, ValueError, KeyError):
+            pass
+
+    def add(self, result):
+        self.scored[result["name"]] = result["metrics"]
+        imaging.atomic_write(self.path, json.dumps({"key": self.key, "images": self.scored}))
+
+    def clear(self):
+        self.path.unlink(missing_ok=True)
+
+
+def npz_outputs(folder, count):
+    """outputs_for() reading `<stem>.npz` with output_0..output_{count-1} saved by `modelzoo run --npz-out`."""
+
+    def load(source, image):
+        path = folder / f"{Path(source).stem}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return [data[f"output_{i}"] for i in range(count)]
+        except FileNotFoundError:
+            raise ZooError(f"{path}: no saved outputs for {Path(source).name}") from None
+        except (OSError, ValueError, KeyError) as exc:
+            raise ZooError(f"{path}: unreadable outputs ({exc})") from None
+
+    return load
+
+
+def save_npz_outputs(folder):
+    """on_outputs() writing each image's raw outputs as output_0.. (the reference zoo's vamp npz layout)."""
+    folder = Path(folder)
+
+    def save(source, outputs):
+        import io
+
+        buffer = io.BytesIO()
+        np.savez(buffer, **{f"output_{i}": o for i, o in enumerate(outputs)})
+        imaging.atomic_write(folder / f"{Path(source).stem}.npz", buffer.getvalue())
+
+    return save
+
+
+def image2npz(source, target, datalist):
+    """Images -> `<stem>.npz` with uint8 CHW RGB under input_0, plus a datalist of npz paths (one a line)."""
+    import io
+
+    written = []
+    for path in imaging.list_images(source):
+        image = imaging.read_rgb(path)
+        buffer = io.BytesIO()
+        np.savez(buffer, input_0=np.ascontiguousarray(image.transpose(2, 0, 1)))
+        out = Path(target) / f"{path.stem}.npz"
+        imaging.atomic_write(out, buffer.getvalue())
+        written.append(out)
+    imaging.atomic_write(datalist, "".join(f"{p.resolve()}\n" for p in written))
+    return written
+
+
+def read_datalist(path):
+    """The npz paths of a datalist file (relative lines are relative to the datalist's folder)."""
+    path = Path(path)
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except OSError as exc:
+        raise ZooError(f"{path}: cannot read datalist ({exc.strerror or exc})") from None
+    if not lines:
+        raise ZooError(f"{path}: the datalist is empty")
+    return [p if p.is_absolute() else path.parent / p for p in map(Path, lines)]

@@ -40,6 +40,8 @@ def read_rgb(path, limit=None):
     """Decode an image file to RGB uint8 HxWx3, or raise ZooError with the file and the cause."""
     path = Path(path)
     limit = limit or max_pixels()
+    if path.suffix.lower() == ".npz":
+        return read_npz_input(path)
     try:
         with Image.open(path) as image:
             width, height = image.size
@@ -59,6 +61,18 @@ def read_rgb(path, limit=None):
         raise ZooError(f"{path}: {cause}") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ZooError(f"{path}: cannot decode ({exc})") from None
+
+
+def read_npz_input(path):
+    """An input saved by `modelzoo image2npz`: uint8 CHW RGB under key input_0 (the reference zoo's layout)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            array = data["input_0"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ZooError(f"{path}: not an image2npz file with an input_0 array ({exc})") from None
+    if array.ndim != 3 or array.shape[0] != 3:
+        raise ZooError(f"{path}: input_0 has shape {array.shape}, expected 3xHxW")
+    return np.ascontiguousarray(array.transpose(1, 2, 0).astype(np.uint8))
 
 
 def to_rgb(image):

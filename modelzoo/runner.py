@@ -1,7 +1,7 @@
 """The run step: enhance files with a compiled model, write outputs atomically, report failures per file.
 
-Decoding the next image and post-processing/writing the previous one happen on worker threads while the
-backend runs, so an end-to-end folder run costs little more than its inferences.
+Decoding the next image, and post-processing, scoring and writing the previous one, happen on worker
+threads while the backend runs, so a folder run or an evaluation costs little more than its inferences.
 """
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,26 +17,35 @@ from modelzoo.errors import ZooError
 
 @dataclass
 class Request:
-    """What to do with each image; `protocol` and `evaluator` are set when references are given."""
+    """What to do with each image.
+
+    params: post-processing for the written outputs. protocols: [(name, protocol)] to score against
+    `references` (input stem -> reference path) with `evaluator`; `overrides` apply on top of each protocol.
+    outputs_for(source, image) replaces inference (e.g. outputs saved as npz); on_outputs(source, outputs)
+    sees each image's raw deploy outputs (e.g. to save them).
+    """
 
     model: object
-    session: object
+    session: object = None
     native: bool = False
     params: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)
     output: Path | None = None
     suffix: str = ".png"
-    references: dict = field(default_factory=dict)  # input stem -> reference path
+    references: dict = field(default_factory=dict)
     evaluator: object = None
-    protocol: tuple = ("", {})
+    protocols: list = field(default_factory=list)
     resume: bool = False
     progress: bool = True
-    tile: int = 0  # tile size for native runs of large images (0: whole frame)
-    keep: bool = False  # keep float predictions in the results (for npz outputs and tests)
-    on_outputs: object = None  # callback(name, raw outputs) for npz writing
+    tile: int = 0
+    outputs_for: object = None
+    on_outputs: object = None
+    done: set = field(default_factory=set)  # input stems already finished elsewhere (resumed evaluations)
+    on_result: object = None  # callback(result) after each image, e.g. to checkpoint an evaluation
 
 
-def predict(request, image):
-    """One RGB uint8 image -> (raw deploy outputs, enhanced float RGB at the input's size)."""
+def infer(request, image):
+    """Raw deploy outputs for one RGB uint8 image."""
     model = request.model
     height, width = image.shape[:2]
     minimum = model.card["input"]["min_size"]
@@ -47,48 +56,50 @@ def predict(request, image):
     if request.native and request.tile and max(height, width) > request.tile:
         from modelzoo.tiling import run_tiled
 
-        outputs = run_tiled(request.session, x, request.tile, model.card["complexity"].get("receptive_radius", 16))
-    else:
-        outputs = request.session.run(x)
-    params = {**request.params, **request.protocol[1].get("postprocess", {})} if request.protocol[0] \
-        else request.params
-    enhanced = model.enhance(outputs, **params)
-    if enhanced.shape[:2] != (height, width):
-        enhanced = np.clip(imaging.resize(enhanced, width, height), 0.0, 1.0)
-    return outputs, enhanced
+        return run_tiled(request.session, x, request.tile, model.card["complexity"].get("receptive_radius", 16))
+    return request.session.run(x)
+
+
+def enhance(request, outputs, size, params):
+    """Post-process raw outputs into float RGB in [0, 1] at `size` (height, width)."""
+    enhanced = request.model.enhance(outputs, **params)
+    if enhanced.shape[:2] != tuple(size):
+        enhanced = np.clip(imaging.resize(enhanced, size[1], size[0]), 0.0, 1.0)
+    return enhanced
 
 
 def output_path(request, source):
-    target = Path(request.output) / f"{source.stem}{request.suffix}"
+    target = Path(request.output) / f"{Path(source).stem}{request.suffix}"
     if target.resolve() == Path(source).resolve():
         raise ZooError(f"{target}: output would overwrite its input; choose another --output")
     return target
 
 
 def run_files(request, files):
-    """Enhance `files`; returns a report dict with per-image results and failures."""
+    """Enhance (and score) `files`; returns a report with per-image results, failures and skipped inputs."""
     report = {"images": [], "failures": [], "skipped": []}
     todo = []
     for source in files:
         target = output_path(request, source) if request.output else None
-        if request.resume and target is not None and target.exists():
+        finished = request.resume and target is not None and target.exists()
+        if finished or Path(source).stem in request.done:
             report["skipped"].append(str(source))
         else:
-            todo.append((source, target))
+            todo.append((Path(source), target))
     started = time.perf_counter()
-    bar = tqdm(total=len(todo), desc=f"{request.model.name}", unit="img", disable=not request.progress,
-               leave=False)
+    bar = tqdm(total=len(todo), desc=request.model.name, unit="img", disable=not request.progress, leave=False)
     with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as writer:
         pending = []
-        decoded = reader.submit(imaging.read_rgb, todo[0][0]) if todo else None
+        upcoming = reader.submit(imaging.read_rgb, todo[0][0]) if todo else None
         try:
             for index, (source, target) in enumerate(todo):
-                current = decoded
-                decoded = reader.submit(imaging.read_rgb, todo[index + 1][0]) if index + 1 < len(todo) else None
+                current = upcoming
+                if index + 1 < len(todo):
+                    upcoming = reader.submit(imaging.read_rgb, todo[index + 1][0])
                 try:
                     image = current.result()
                     tick = time.perf_counter()
-                    outputs, enhanced = predict(request, image)
+                    outputs = (request.outputs_for or (lambda s, i: infer(request, i)))(source, image)
                     seconds = time.perf_counter() - tick
                 except ZooError as exc:
                     report["failures"].append({"input": str(source), "error": str(exc)})
@@ -96,7 +107,7 @@ def run_files(request, files):
                     continue
                 if request.on_outputs:
                     request.on_outputs(source, outputs)
-                pending.append(writer.submit(_finish, request, source, target, enhanced, seconds))
+                pending.append(writer.submit(finish, request, source, target, image.shape[:2], outputs, seconds))
                 bar.update()
             for future in pending:
                 result = future.result()
@@ -104,39 +115,42 @@ def run_files(request, files):
         except KeyboardInterrupt:
             for future in pending:
                 future.cancel()
-            bar.close()
             raise
-    bar.close()
+        finally:
+            bar.close()
     report["seconds"] = round(time.perf_counter() - started, 3)
-    _summarise(report)
+    report["mean"] = means(report["images"], request.protocols)
     return report
 
 
-def _finish(request, source, target, enhanced, seconds):
+def finish(request, source, target, size, outputs, seconds):
+    """Write and score one image (on the writer thread); a dict with `error` on failure."""
     result = {"name": source.stem, "input": str(source), "seconds": round(seconds, 4)}
     try:
         if target is not None:
-            imaging.write_rgb(target, imaging.quantize(enhanced, "round"))
+            image = enhance(request, outputs, size, request.params)
+            imaging.write_rgb(target, imaging.quantize(image, "round"))
             result["output"] = str(target)
         reference = request.references.get(source.stem)
         if reference is not None and request.evaluator is not None:
             truth = imaging.read_rgb(reference)
-            if truth.shape != enhanced.shape:
-                raise ZooError(f"{reference}: reference is {truth.shape[1]}x{truth.shape[0]}, "
-                               f"prediction is {enhanced.shape[1]}x{enhanced.shape[0]}")
-            result.update(request.evaluator.score(enhanced, truth, request.protocol[1]))
-        if request.keep:
-            result["prediction"] = enhanced
+            result["metrics"] = {}
+            for name, protocol in request.protocols:
+                params = {**protocol.get("postprocess", {}), **request.overrides}
+                prediction = enhance(request, outputs, truth.shape[:2], params)
+                result["metrics"][name] = request.evaluator.score(prediction, truth, protocol)
     except ZooError as exc:
         return {"input": str(source), "error": str(exc)}
+    if request.on_result:
+        request.on_result(result)
     return result
 
 
-def _summarise(report):
-    images = report["images"]
-    if images:
-        report["mean_seconds"] = round(float(np.mean([i["seconds"] for i in images])), 4)
-    for metric in ("psnr", "ssim"):
-        values = [i[metric] for i in images if metric in i]
-        if values:
-            report.setdefault("mean", {})[metric] = float(np.mean(values))
+def means(images, protocols):
+    """Mean of each metric per protocol over the images that have it."""
+    summary = {}
+    for name, _ in protocols:
+        scored = [i["metrics"][name] for i in images if name in i.get("metrics", {})]
+        if scored:
+            summary[name] = {metric: float(np.mean([s[metric] for s in scored])) for metric in scored[0]}
+    return summary

@@ -52,11 +52,15 @@ def open_session(model, build, backend, variant, weights, workspace, native=Fals
 @click.option("--resume", is_flag=True, help="Skip inputs whose output already exists.")
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Write the JSON report here too.")
 @click.option("--max-pixels", type=int, default=None, help="Refuse images above this many pixels.")
+@click.option("--datalist", type=click.Path(path_type=Path), default=None,
+              help="Inputs from a datalist of npz files (see `modelzoo image2npz`) instead of --input.")
+@click.option("--npz-out", type=click.Path(path_type=Path), default=None,
+              help="Also save each image's raw outputs as DIR/<stem>.npz (output_0, output_1, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @build_options
 def run(model, input_path, output, reference, protocol, native, tile, overrides, resume, report, max_pixels,
-        as_json, quiet, build, backend, variant, weights, threads, workspace):
+        datalist, npz_out, as_json, quiet, build, backend, variant, weights, threads, workspace):
     """Enhance an image or a folder with MODEL."""
     import os
 
@@ -66,29 +70,45 @@ def run(model, input_path, output, reference, protocol, native, tile, overrides,
     m = registry().model(model)
     if max_pixels:
         os.environ["MODELZOO_MAX_PIXELS"] = str(max_pixels)
-    if input_path is None:
+    if datalist is not None:
+        from modelzoo.evaluate import read_datalist
+
+        files = read_datalist(datalist)
+    elif input_path is None:
         from modelzoo import samples
 
         root = samples.folder()
         input_path, reference = root / "low", reference or root / "high"
         click.echo(f"no --input: using the built-in low-light samples in {input_path}", err=True)
-    files = imaging.list_images(input_path)
+    if datalist is None:
+        files = imaging.list_images(input_path)
     output = output or Path("modelzoo-out") / m.name
     job, session = open_session(m, build, backend, variant, weights, workspace, native, threads, quiet)
-    request = runner.Request(m, session, native=native, params=parse_overrides(overrides), output=output,
+    overrides = parse_overrides(overrides)
+    chosen = m.protocol(protocol)
+    params = {**(chosen[1]["postprocess"] if protocol else {}), **overrides}
+    request = runner.Request(m, session, native=native, params=params, overrides=overrides, output=output,
                              resume=resume, progress=not quiet and not as_json, tile=tile if native else 0)
+    if npz_out:
+        from modelzoo.evaluate import save_npz_outputs
+
+        request.on_outputs = save_npz_outputs(npz_out)
     if reference:
         request.references = {p.stem: p for p in imaging.list_images(reference)}
         request.evaluator = for_task(registry(), m.card["task"])
-        request.protocol = m.protocol(protocol)
+        request.protocols = [chosen]
     result = runner.run_files(request, files)
     summary = {"model": m.name, "build": job.build, "backend": job.backend.name, "dtype": job.dtype,
                "native": native, "output": str(output), **result}
     if reference:
-        summary["protocol"] = request.protocol[0]
+        summary["protocol"] = chosen[0]
+        summary["mean"] = result["mean"].get(chosen[0], {})
+        for image in summary["images"]:
+            image.update(image.pop("metrics", {}).get(chosen[0], {}))
     if report:
-        from modelzoo.imaging import atomic_write
         import json
+
+        from modelzoo.imaging import atomic_write
 
         atomic_write(report, json.dumps(summary, indent=2, default=str))
     if as_json:
@@ -105,7 +125,7 @@ def print_run(summary):
             for i in summary["images"]]
     if rows:
         click.echo(table(rows, ["image", "psnr", "ssim", "seconds"]))
-    if "mean" in summary:
+    if summary.get("mean"):
         click.echo(f"mean: PSNR {summary['mean']['psnr']:.3f} dB, SSIM {summary['mean']['ssim']:.4f} "
                    f"({summary['protocol']} protocol)")
     for failure in summary["failures"]:

@@ -1,0 +1,80 @@
+"""Evaluation commands: eval, image2npz."""
+from pathlib import Path
+
+import click
+
+from modelzoo.cli import cli, emit_json, table
+from modelzoo.errors import ZooError
+from modelzoo.plugins import registry
+
+
+@cli.command("eval")
+@click.argument("model", required=False)
+@click.option("--all", "all_models", is_flag=True, help="Every model registered for the dataset.")
+@click.option("--dataset", default=None, help="A registered dataset (default: the card's first).")
+@click.option("--build", default="fp32", show_default=True, help="A card build, a build yaml, or 'all'.")
+@click.option("--backend", default=None, help="Runtime (default: each build yaml's).")
+@click.option("--protocol", default="all", show_default=True, help="A protocol from the card, or 'all'.")
+@click.option("--variant", default=None, help="Weights variant (default: the card's first).")
+@click.option("--weights", type=click.Path(path_type=Path), default=None)
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Where the dataset lives.")
+@click.option("--from-npz", type=click.Path(path_type=Path), default=None,
+              help="Score outputs saved by `modelzoo run --npz-out DIR` instead of running the model.")
+@click.option("--results", type=click.Path(path_type=Path), default=None,
+              help="Folder for the results JSON (default: the model's results/ folder; none for --from-npz).")
+@click.option("--workspace", type=click.Path(path_type=Path), default=None)
+@click.option("--threads", type=int, default=0)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", is_flag=True)
+def eval_command(model, all_models, dataset, build, backend, protocol, variant, weights, data_root, from_npz,
+                 results, workspace, threads, as_json, quiet):
+    """PSNR/SSIM of MODEL's builds on a dataset, per image and mean, written as a results JSON."""
+    from modelzoo.evaluate import evaluate
+
+    reg = registry()
+    if all_models == bool(model):
+        raise ZooError("name a MODEL or pass --all")
+    models = [reg.model(model)] if model else [m for m in reg.models.values()
+                                               if not dataset or dataset in m.card["datasets"]]
+    documents = []
+    for m in models:
+        builds = m.builds if build == "all" else [build]
+        chosen = dataset or (m.card["datasets"] or [None])[0]
+        if chosen is None:
+            raise ZooError(f"{m.card_path}: datasets: empty; pass --dataset")
+        folder = results or (None if from_npz else m.path("results", m.card.get("results", "results")))
+        for name in builds:
+            log = (lambda msg: None) if quiet or as_json else (lambda msg: click.echo(msg, err=True))
+            documents.append(evaluate(m, chosen, name, backend, protocol, data_root, variant, weights, workspace,
+                                      threads, from_npz, folder, progress=not quiet and not as_json, log=log))
+    if as_json:
+        return emit_json(documents if len(documents) > 1 else documents[0])
+    click.echo(summary_table(documents))
+
+
+def summary_table(documents):
+    protocols = sorted({p for d in documents for p in d["metrics"]}, key=lambda p: (p != "zoo", p))
+    headers = ["model", "variant", "build", "backend", "dtype"]
+    for p in protocols:
+        headers += [f"{p} psnr", f"{p} ssim"]
+    rows = []
+    for d in documents:
+        row = [d["model"], d["variant"], d["build"], d["backend"], d["dtype"]]
+        for p in protocols:
+            mean = d["metrics"].get(p, {}).get("mean")
+            row += [f"{mean['psnr']:.3f}", f"{mean['ssim']:.4f}"] if mean else ["-", "-"]
+        rows.append(row)
+    dataset = documents[0]["dataset"]
+    return table(rows, headers) + f"\n{dataset['name']}: {dataset['images']} images"
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--datalist", type=click.Path(path_type=Path), default=Path("npz_datalist.txt"), show_default=True)
+def image2npz(source, target, datalist):
+    """Images in SOURCE -> npz files (uint8 CHW RGB under input_0) in TARGET and a datalist."""
+    from modelzoo.evaluate import image2npz as convert
+
+    written = convert(source, target, datalist)
+    click.echo(f"{len(written)} npz file(s) in {target}; datalist {datalist}")
