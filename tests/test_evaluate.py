@@ -1,0 +1,104 @@
+"""`modelzoo eval`: results with provenance, both protocols, the npz round trip, resuming."""
+import json
+import shutil
+
+import pytest
+
+from conftest import LOL, needs_shared
+from modelzoo import documents, runner
+
+pytestmark = needs_shared
+NAMES = ("1", "22", "111")
+
+
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory):
+    """Three LOL eval15 pairs in the paired layout (a copy in a temporary folder, never in the repo)."""
+    root = tmp_path_factory.mktemp("lol3")
+    for side in ("low", "high"):
+        (root / side).mkdir()
+        for name in NAMES:
+            shutil.copy(LOL / side / f"{name}.png", root / side / f"{name}.png")
+    return root
+
+
+def evaluate(cli, root, results, *extra):
+    result = cli("eval", "pairlie", "--dataset", "lol-eval15", "--data-root", root, "--results", results,
+                 "--json", "--quiet", *extra)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_results_validate_and_repeat_exactly(cli, subset, tmp_path):
+    first = evaluate(cli, subset, tmp_path / "a")
+    second = evaluate(cli, subset, tmp_path / "b")
+    assert first["metrics"] == second["metrics"]
+    saved = tmp_path / "a" / "eval-lol-eval15-fp32-onnxruntime.json"
+    assert documents.errors(json.loads(saved.read_text()), "results", "r") == []
+    assert set(first["metrics"]) == {"zoo", "paper"}
+    assert sorted(first["metrics"]["zoo"]["images"]) == sorted(NAMES)
+    provenance = first["provenance"]
+    assert provenance["weights_sha256"].startswith("e223ec9e")
+    assert provenance["artifact_sha256"] and provenance["versions"]["onnxruntime"]
+    assert first["dataset"]["images"] == 3 and len(first["dataset"]["file_list_sha256"]) == 64
+    # the paper protocol's gamma 0.14 brightens more than the zoo's 0.2, and differs image by image
+    assert first["metrics"]["paper"]["mean"]["psnr"] != first["metrics"]["zoo"]["mean"]["psnr"]
+
+
+def test_npz_round_trip_gives_the_direct_numbers(cli, subset, tmp_path):
+    direct = evaluate(cli, subset, tmp_path / "direct")
+    datalist = tmp_path / "npz_datalist.txt"
+    assert cli("image2npz", subset / "low", tmp_path / "npz_in", "--datalist", datalist).exit_code == 0
+    assert len(datalist.read_text().splitlines()) == 3
+    ran = cli("run", "pairlie", "--datalist", datalist, "--npz-out", tmp_path / "npz_out",
+              "--output", tmp_path / "png", "--quiet")
+    assert ran.exit_code == 0, ran.output
+    import numpy as np
+
+    with np.load(tmp_path / "npz_out" / "22.npz") as saved:
+        assert saved["output_0"].shape == (1, 1, 400, 600) and saved["output_1"].shape == (1, 3, 400, 600)
+    scored = evaluate(cli, subset, tmp_path / "from_npz", "--from-npz", tmp_path / "npz_out")
+    for protocol in ("zoo", "paper"):
+        for name in NAMES:
+            for metric in ("psnr", "ssim"):
+                assert scored["metrics"][protocol]["images"][name][metric] == pytest.approx(
+                    direct["metrics"][protocol]["images"][name][metric], abs=1e-9)
+
+
+def test_missing_npz_output_is_named(cli, subset, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli("eval", "pairlie", "--dataset", "lol-eval15", "--data-root", subset, "--from-npz",
+                 tmp_path / "empty", "--quiet")
+    assert result.exit_code == 1
+
+
+def test_interrupted_eval_resumes(cli, subset, tmp_path, monkeypatch):
+    calls, interrupt = [], [True]
+    original = runner.infer
+
+    def flaky(request, image):
+        calls.append(1)
+        if len(calls) == 2 and interrupt[0]:
+            interrupt[0] = False
+            raise KeyboardInterrupt
+        return original(request, image)
+
+    monkeypatch.setattr(runner, "infer", flaky)
+    interrupted = cli("eval", "pairlie", "--dataset", "lol-eval15", "--data-root", subset, "--results",
+                      tmp_path, "--quiet")
+    assert interrupted.exit_code == 130
+    assert list(tmp_path.glob(".*.partial.json"))
+    calls.clear()
+    resumed = evaluate(cli, subset, tmp_path)
+    assert len(calls) == 2  # the first image was scored before the interruption
+    assert sorted(resumed["metrics"]["zoo"]["images"]) == sorted(NAMES)
+    assert not list(tmp_path.glob(".*.partial.json"))
+
+
+@pytest.mark.slow
+def test_lol_eval15_both_protocols(cli, tmp_path):
+    results = evaluate(cli, LOL, tmp_path)
+    assert results["metrics"]["zoo"]["mean"]["psnr"] == pytest.approx(18.498, abs=0.002)
+    assert results["metrics"]["zoo"]["mean"]["ssim"] == pytest.approx(0.748, abs=0.001)
+    assert results["metrics"]["paper"]["mean"]["psnr"] == pytest.approx(19.514, abs=0.002)
+    assert results["metrics"]["paper"]["mean"]["ssim"] == pytest.approx(0.736, abs=0.001)
