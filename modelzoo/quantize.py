@@ -12,10 +12,14 @@ CALIBRATE_MODES = {"kl_divergence": "Entropy", "max": "MinMax", "percentile": "P
 
 def to_fp16(source, target):
     """fp16 weights and activations inside; fp32 inputs and outputs kept so callers do not change."""
+    import warnings
+
     import onnx
     from onnxconverter_common import float16
 
-    model = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it warns for every weight below fp16's smallest normal number
+        model = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
     onnx.save(model, str(target))
 
 
