@@ -50,3 +50,21 @@ class SCINet(nn.Module):
     def forward(self, input):
         illu = self.enhance(input)
         return illu, torch.clamp(input / illu, 0, 1)
+
+
+class DeployOutputs(nn.Module):
+    """The export patch: forward returns only the enhanced image r, as a 1-tuple (the deploy outputs).
+
+    The illumination stays inside the graph. Exporting it as a second output as well breaks the fp16 build:
+    onnxconverter-common's keep_io_types casts a graph output back to fp32 and then feeds that fp32 copy to the
+    Div that still consumes it inside the graph (ONNX Runtime: "Type parameter (T) of Optype (Div) bound to
+    different types"). Post-processing needs only r; SCINet itself still returns (illu, r) for inspection.
+    """
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+
+    def forward(self, input):
+        _, enhanced = self.network(input)
+        return (enhanced,)

@@ -1,9 +1,9 @@
 """SCI as a modelzoo plugin: three weight variants of one card, the enhance net, and Retinex post-processing.
 
 The official weight files hold the test-time enhance net (`enhance.*`) and the training-only calibration net
-(`calibrate.*`); load_weights keeps the first and loads it strictly. The network's forward already returns the
-official test outputs (illu, r), so no deploy patch is needed: deploy is the default (the network itself), and
-the card's outputs are `illumination` and `enhanced`. Post-processing just takes `enhanced`.
+(`calibrate.*`); load_weights keeps the first and loads it strictly. The network's forward returns the official
+test outputs (illu, r); the deploy patch keeps only r (the card's one output, `enhanced`), which is all the
+post-processing needs (see net.DeployOutputs for why the illumination is not exported as well).
 """
 from pathlib import Path
 
@@ -26,9 +26,14 @@ class SCI(Model):
                            f"{', '.join(sorted({k.split('.')[0] for k in state_dict})[:5]) or 'nothing'})")
         network.load_state_dict(enhance, strict=True)
 
+    def deploy(self, network):
+        from modelzoo_models.sci.net import DeployOutputs
+
+        return DeployOutputs(network)
+
     def postprocess(self, outputs, **_):
-        """Enhanced image r = clamp(input / illu, 0, 1), computed inside the network: output 1."""
-        return outputs[1][0].transpose(1, 2, 0)
+        """The enhanced image r = clamp(input / illu, 0, 1) is computed inside the graph: transpose it to HxWx3."""
+        return outputs[0][0].transpose(1, 2, 0)
 
 
 @hookimpl
