@@ -1,0 +1,369 @@
+"""The bench step (the reference zoo's `vamp`): latency, throughput and peak memory per build and backend.
+
+Each measured configuration (a build on a backend at a batch, or the baseline) runs in its own child process
+started with multiprocessing `spawn`, so its peak resident memory (VmHWM) is its own and one configuration's
+allocator state never slows the next. The parent compiles the artifacts first, so compile time and memory stay
+out of the measurement. In the child: open `instances` sessions, run `warmup` untimed batches on each, then
+`repeat` timed batches per session (instances > 1: one thread per session, all started together).
+
+The baseline is the model the way its official code runs it: the plugin's full network (every output, no
+deploy patch) with the card's weights, torch eager fp32, torch.no_grad(), batch 1, in the same invocation.
+Speed-up = baseline per-image p50 latency / the row's per-image p50 latency (one instance), or the ratio of
+throughputs (several instances). Medians because the machines this runs on are noisy.
+
+The document (`--json`, `--save`) is validated by schemas/bench.schema.json; `--save` writes it to the model's
+results folder as bench-<machine-id>.json.
+"""
+import json
+import os
+import platform
+import re
+import threading
+import time
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+
+from modelzoo import documents
+from modelzoo.errors import ZooError
+
+SCHEMA_VERSION = 1
+PACKAGES = ("modelzoo", "torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common", "numpy")
+CPU_FLAGS = ("sse4_2", "fma", "f16c", "avx", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
+             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+# -- machine -------------------------------------------------------------------------------------------------
+def machine():
+    """CPU model, cores, SIMD flags, memory, OS; GPU name when torch sees one."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = {"cpu": model, "cores": cores, "logical_cpus": os.cpu_count(),
+            "flags": [f for f in CPU_FLAGS if f in flags], "memory_gb": _memory_gb(),
+            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(), "gpu": None}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    info["id"] = machine_id(info)
+    return info
+
+
+def machine_id(info):
+    """A stable, non-identifying slug: cpu model and core count (and GPU), e.g. amd-epyc-2c."""
+    words = re.sub(r"\(r\)|\(tm\)|cpu|processor|@.*|\d+-core", " ", info["cpu"].lower())
+    slug = "-".join(re.findall(r"[a-z0-9]+", words))[:40] or "cpu"
+    slug = f"{slug}-{info['cores']}c"
+    if info.get("gpu"):
+        slug += "-" + "-".join(re.findall(r"[a-z0-9]+", info["gpu"].lower().replace("nvidia", "")))[:24]
+    return slug
+
+
+def _memory_gb():
+    try:
+        with open("/proc/meminfo") as meminfo:
+            return round(int(meminfo.readline().split()[1]) / 1024 ** 2, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def versions():
+    found = {}
+    for package in PACKAGES:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def peak_rss_mb():
+    """This process's peak resident set (VmHWM), in MB; falls back to getrusage's ru_maxrss."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# -- statistics ----------------------------------------------------------------------------------------------
+def stats(seconds):
+    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+    return {"p50": _r(np.percentile(ms, 50)), "p90": _r(np.percentile(ms, 90)), "p99": _r(np.percentile(ms, 99)),
+            "mean": _r(ms.mean()), "min": _r(ms.min())}
+
+
+def _r(value):
+    return round(float(value), 3)
+
+
+# -- one configuration, in a child process ------------------------------------------------------------------
+def measure(config):
+    """Run in a child: time one configuration; return a row (or {'error': ...})."""
+    try:
+        return _measure(config)
+    except ZooError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a failing configuration is reported as skipped, the rest run
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+
+
+def _measure(config):
+    shape = [config["batch"], *config["shape"]]
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    if config["kind"] == "baseline":
+        sessions, info = _baseline_sessions(config)
+    else:
+        sessions, info = _build_sessions(config)
+    for session in sessions:
+        for _ in range(config["warmup"]):
+            session.run(x)
+    times = [[] for _ in sessions]
+
+    def loop(index, start):
+        start.wait()
+        for _ in range(config["repeat"]):
+            tick = time.perf_counter()
+            sessions[index].run(x)
+            times[index].append(time.perf_counter() - tick)
+
+    if len(sessions) == 1:
+        started = time.perf_counter()
+        loop(0, _Go())
+        wall = time.perf_counter() - started
+    else:
+        start = threading.Event()
+        workers = [threading.Thread(target=loop, args=(i, start)) for i in range(len(sessions))]
+        for worker in workers:
+            worker.start()
+        started = time.perf_counter()
+        start.set()
+        for worker in workers:
+            worker.join()
+        wall = time.perf_counter() - started
+    every = [t for per in times for t in per]
+    images = config["batch"] * len(every)
+    return {**info, "batch": config["batch"], "instances": len(sessions), "threads": config["threads"],
+            "samples": len(every), "latency_ms": stats(every),
+            "per_image_ms": {k: _r(v / config["batch"]) for k, v in stats(every).items() if k != "mean"
+                             and k != "min"},
+            "throughput_ips": _r(images / wall), "peak_rss_mb": peak_rss_mb()}
+
+
+class _Go:
+    def wait(self):
+        pass
+
+
+def _build_sessions(config):
+    from modelzoo import compile as compiler
+    from modelzoo.plugins import registry
+
+    job = job_for(registry().model(config["model"]), config)
+    sessions = [compiler.load(job, threads=config["threads"], log=lambda m: None) for _ in range(config["instances"])]
+    first = sessions[0]
+    device = str(getattr(first, "device", "cpu"))
+    return sessions, {"build": job.build, "backend": job.backend.name, "dtype": job.dtype, "device": device,
+                      "shape_mode": config["shape_mode"]}
+
+
+class _Eager:
+    """The official way: torch.no_grad(), the full network (all outputs), fp32."""
+
+    def __init__(self, network, device):
+        self.network, self.device = network, device
+
+    def run(self, x):
+        import torch
+
+        with torch.no_grad():
+            outputs = self.network(torch.from_numpy(x).to(self.device))
+            return [o.cpu().numpy() for o in outputs]
+
+
+def _baseline_sessions(config):
+    import torch
+
+    from modelzoo import weights
+    from modelzoo.backends.torch_rt import resolve_device
+    from modelzoo.plugins import registry
+
+    model = registry().model(config["model"])
+    if config["threads"]:
+        torch.set_num_threads(config["threads"])
+    device = resolve_device(config.get("device"))
+    path = weights.resolve(model, config["variant"], config["weights"])
+    sessions = []
+    for _ in range(config["instances"]):
+        network = model.network(config["variant"] or model.default_variant)
+        model.load_weights(network, weights.load_state_dict(path))
+        sessions.append(_Eager(network.eval().to(device), device))
+    return sessions, {"build": "baseline", "backend": "torch-eager", "dtype": "fp32", "device": device,
+                      "shape_mode": "eager"}
+
+
+# -- the parent: plan, compile, spawn, collect ---------------------------------------------------------------
+def job_for(model, config):
+    """The compile Job of a configuration; a static ONNX export is made at the benchmarked shape, or dynamic."""
+    from modelzoo import compile as compiler
+
+    job = compiler.prepare(model, config["build"], config["backend"], config["variant"], config["weights"],
+                           native=config["shape_mode"] == "dynamic", workspace=config["workspace"],
+                           options=config["options"])
+    if config["shape_mode"] == "static":
+        job.spec["frontend"]["shape"] = {next(iter(job.spec["frontend"]["shape"])): [config["batch"],
+                                                                                     *config["shape"]]}
+    return job
+
+
+def shape_mode(job, shape):
+    """torch runs any shape ('eager'). An ONNX build is exported static at the benchmarked shape (batch
+    included), except a build that calibrates (int8): its calibration images are at the build's own size, so
+    at any other shape it uses the dynamic (native) export, whose axes include the batch.
+    """
+    if not getattr(job.backend, "needs_onnx", True):
+        return "eager"
+    return "static" if list(shape) == list(job.shape) or not job.spec.get("dataset") else "dynamic"
+
+
+def run(model, builds=None, backends=None, batch=1, threads=0, instances=1, shape=None, warmup=3, repeat=20,
+        baseline=False, variant=None, weights=None, workspace=None, options=None, isolate=True, log=print):
+    """Benchmark `model`; returns the bench document (see schemas/bench.schema.json)."""
+    from modelzoo import compile as compiler
+    from modelzoo.complexity import count_model
+
+    if batch < 1 or instances < 1 or repeat < 1 or warmup < 0:
+        raise ZooError("--batch, --instances and --repeat must be at least 1, --warmup at least 0")
+    shape = list(shape or model.input_shape()[1:])
+    builds = model.builds if builds in ("all", ["all"]) else list(builds or model.builds[:1])
+    backends = list(backends or [None])
+    base = {"model": model.name, "variant": variant, "weights": str(weights) if weights else None,
+            "workspace": str(workspace) if workspace else None, "options": options or {}, "batch": batch,
+            "threads": threads, "instances": instances, "shape": shape, "warmup": warmup, "repeat": repeat}
+    rows, skipped, plans = [], [], []
+    for build in builds:
+        for backend in backends:
+            try:
+                job = compiler.prepare(model, build, backend, variant, weights, workspace=workspace, options=options)
+                mode = shape_mode(job, [batch, *shape])
+                config = {**base, "kind": "build", "build": build, "backend": job.backend.name, "shape_mode": mode}
+                problem = _cannot_run(job)
+                if problem:
+                    raise ZooError(problem)
+                job = job_for(model, config)
+                compiler.ensure(job, log=log)
+                plans.append(config)
+            except ZooError as exc:
+                skipped.append({"build": build, "backend": backend or "(build's)", "reason": str(exc)})
+                log(f"skip {build} on {backend or 'its backend'}: {exc}")
+    baseline_row = None
+    if baseline:
+        config = {**base, "kind": "baseline", "batch": 1, "build": "baseline", "backend": "torch-eager",
+                  "shape_mode": "eager", "device": "auto"}
+        baseline_row = _child(config, isolate, log)
+        if "error" in baseline_row:
+            raise ZooError(f"baseline: {baseline_row['error']}")
+    for config in plans:
+        row = _child(config, isolate, log)
+        if "error" in row:
+            skipped.append({"build": config["build"], "backend": config["backend"], "reason": row["error"]})
+            continue
+        row["speedup"] = speedup(row, baseline_row)
+        rows.append(row)
+    counted = count_model(model, variant, [1, *shape])
+    return {
+        "kind": "bench", "schema_version": SCHEMA_VERSION, "model": model.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), "versions": versions(),
+        "settings": {"shape": shape, "batch": batch, "threads": threads, "instances": instances, "warmup": warmup,
+                     "repeat": repeat, "isolation": "process" if isolate else "none"},
+        "complexity": {k: counted[k] for k in ("params", "macs", "flops", "shape")},
+        "baseline": baseline_row, "rows": rows, "skipped": skipped,
+    }
+
+
+def _cannot_run(job):
+    if job.backend.name == "torch":
+        from modelzoo.backends.torch_rt import resolve_device
+
+        device = resolve_device(job.options.get("device"))
+        if device == "cpu" and job.dtype != "fp32":
+            return (f"{job.label}: torch {job.dtype} runs on CUDA only and no GPU is present here; skipped "
+                    f"(run it on a GPU machine, or see benchmarks/gpu_bench.py)")
+    return None
+
+
+def _child(config, isolate, log):
+    label = f"{config['build']} ({config['backend']}, batch {config['batch']}, x{config['instances']})"
+    log(f"bench {label}: {config['warmup']} warm-up + {config['repeat']} timed runs")
+    if not isolate:
+        return measure(config)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(measure, config).result()
+
+
+def speedup(row, baseline_row):
+    if not baseline_row:
+        return None
+    if row["instances"] == 1 and baseline_row["instances"] == 1:
+        return round(baseline_row["per_image_ms"]["p50"] / row["per_image_ms"]["p50"], 3)
+    return round(row["throughput_ips"] / baseline_row["throughput_ips"], 3)
+
+
+# -- output -------------------------------------------------------------------------------------------------
+def validate(document):
+    problems = documents.errors(document, "bench", "bench")
+    if problems:
+        from modelzoo.errors import ValidationError
+
+        raise ValidationError(problems)
+    return document
+
+
+def save(model, document, machine_id=None):
+    """Write the document to the model's results folder as bench-<machine-id>.json; returns the path."""
+    from modelzoo.imaging import atomic_write
+
+    validate(document)
+    folder = model.path("results", model.card.get("results") or "results")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"bench-{machine_id or document['machine']['id']}.json"
+    atomic_write(target, json.dumps(document, indent=2) + "\n")
+    return target
+
+
+def table_rows(document):
+    """(headers, rows) for the text table."""
+    headers = ["build", "backend", "dtype", "device", "batch", "p50 ms", "p90 ms", "p99 ms", "img/s", "peak MB",
+               "x baseline"]
+    rows = []
+    every = ([document["baseline"]] if document["baseline"] else []) + document["rows"]
+    for row in every:
+        lat = row["latency_ms"]
+        ratio = row.get("speedup")
+        rows.append([row["build"], row["backend"] + (" (dyn)" if row["shape_mode"] == "dynamic" else ""),
+                     row["dtype"], row["device"], row["batch"] if row["instances"] == 1 else
+                     f"{row['batch']} x{row['instances']}", f"{lat['p50']:.1f}", f"{lat['p90']:.1f}",
+                     f"{lat['p99']:.1f}", f"{row['throughput_ips']:.2f}", f"{row['peak_rss_mb']:.0f}",
+                     "1.00 (ref)" if row["build"] == "baseline" else ("-" if ratio is None else f"{ratio:.2f}")])
+    return headers, rows
