@@ -71,6 +71,8 @@ def load(path, kind):
 def guess_kind(path, document):
     """Which schema a file answers to, from its content (build yamls and vdsp params keep the reference zoo's shape)."""
     if isinstance(document, dict):
+        if document.get("kind") == "bench":
+            return "bench"  # modelzoo bench --save: results/bench-<machine-id>.json
         if "OpType" in document or "OpConfig" in document:
             return "vdsp"
         if "frontend" in document or "backend" in document:
