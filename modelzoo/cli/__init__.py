@@ -68,4 +68,4 @@ def main():
 
 
 # Each module adds its commands to `cli`.
-from modelzoo.cli import bench, eval, info, publish, run  # noqa: E402,F401
+from modelzoo.cli import bench, eval, info, new, publish, run  # noqa: E402,F401
