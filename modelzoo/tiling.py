@@ -13,12 +13,20 @@ runtime sees only a few distinct shapes. Only sessions that accept any input siz
 backend and dynamic (--native) ONNX builds.
 """
 import math
+import os
 
 import numpy as np
 
 from modelzoo.errors import ZooError
 
 MIN_HALO = 16
+# Largest core side actually run: a larger --tile is split further. Peak RSS for a 4000x6000 PairLIE image
+# (ONNX Runtime fp32, dynamic): 2.9 GB with 1024 px cores, 7.4 GB with 2048. Override: MODELZOO_MAX_TILE.
+MAX_TILE = 1024
+
+
+def max_tile():
+    return int(os.environ.get("MODELZOO_MAX_TILE") or MAX_TILE)
 
 
 def spans(length, tile, halo):
@@ -36,7 +44,7 @@ def plan(height, width, tile, halo):
 def run_tiled(session, x, tile, halo=MIN_HALO):
     """session.run over tiles of float32 NCHW `x`; returns the outputs as a full-frame run would.
 
-    `tile` is the largest core side in pixels; `halo` is raised to at least 16 pixels. Each output may be at
+    `tile` is the largest core side in pixels (capped at MAX_TILE); `halo` is raised to at least 16 pixels. Each output may be at
     an integer multiple of the input's resolution (a super-resolution model), the same for every tile.
     """
     x = np.asarray(x)
@@ -44,6 +52,7 @@ def run_tiled(session, x, tile, halo=MIN_HALO):
         raise ZooError(f"tiling needs an NCHW input, got shape {list(x.shape)}")
     height, width = x.shape[2:]
     halo = max(MIN_HALO, int(halo or 0))
+    tile = min(tile, max_tile())  # bounded memory; exactness does not depend on the tile size
     if tile <= 0 or (height <= tile and width <= tile):
         return session.run(x)
     if tile < 2 * halo:

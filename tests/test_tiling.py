@@ -62,3 +62,17 @@ def test_small_tile_is_refused():
 
     with pytest.raises(ZooError, match="twice the halo"):
         run_tiled(_Identity(), _image(70, 90), 20, 16)
+
+
+def test_large_tiles_are_capped(monkeypatch):
+    calls = []
+
+    class Recorder(_Identity):
+        def run(self, x):
+            calls.append(x.shape[2:])
+            return super().run(x)
+
+    monkeypatch.setenv("MODELZOO_MAX_TILE", "40")
+    x = _image(70, 90)
+    out = run_tiled(Recorder(), x, 2048, 16)
+    assert np.array_equal(out[1], x) and len(calls) == 2 * 3
