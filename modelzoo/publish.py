@@ -444,6 +444,8 @@ def publish(models, out="docs", site=None, lol=False, images=True, registry=None
     names = sample_names()
     if images:
         write_samples(models_dir)
+    elif not all((models_dir / SAMPLES / f"{n}-low.png").is_file() for n in names):
+        log(f"warning: --no-images but {models_dir / SAMPLES} lacks the samples; the pages' pictures are missing")
     contexts = []
     for model in models:
         ctx = context(model, registry)
