@@ -73,12 +73,12 @@ def guess_kind(path, document):
     if isinstance(document, dict):
         if document.get("kind") == "bench":
             return "bench"  # modelzoo bench --save: results/bench-<machine-id>.json
+        if "metrics" in document and "provenance" in document:
+            return "results"
         if "OpType" in document or "OpConfig" in document:
             return "vdsp"
         if "frontend" in document or "backend" in document:
             return "build"
-        if "metrics" in document and "provenance" in document:
-            return "results"
         if Path(path).suffix == ".md":
             return "card"
     return "card"
