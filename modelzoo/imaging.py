@@ -59,8 +59,17 @@ def read_rgb(path, limit=None):
         size = path.stat().st_size if path.exists() else 0
         cause = "empty file" if size == 0 else "not an image Pillow can decode"
         raise ZooError(f"{path}: {cause}") from None
+    except ZooError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ZooError(f"{path}: cannot decode ({exc})") from None
+        raise ZooError(f"{path}: cannot decode ({one_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise TypeError, IndexError, struct.error... on damaged files
+        raise ZooError(f"{path}: cannot decode ({type(exc).__name__}: {one_line(exc)})") from None
+
+
+def one_line(exc):
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def read_npz_input(path):
@@ -140,6 +149,15 @@ def write_rgb(path, image):
     atomic_write(path, encoded.tobytes())
 
 
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp's temporary files are 0600
+
+
 def atomic_write(path, data):
     path = Path(path)
     try:
@@ -150,7 +168,33 @@ def atomic_write(path, data):
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data if isinstance(data, bytes) else data.encode("utf-8"))
+            os.fchmod(out.fileno(), FILE_MODE)
         os.replace(temporary, path)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise ZooError(f"{path}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def check_writable(folder):
+    """Raise a one-line ZooError unless files can be created in `folder`; folders it had to create are removed."""
+    folder = Path(folder)
+    created, parent = [], folder
+    while not parent.exists() and not parent.is_symlink() and parent != parent.parent:
+        created.append(parent)
+        parent = parent.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".modelzoo-probe.", suffix=".tmp")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ZooError(f"{folder}: cannot write output here ({exc.strerror or exc})") from None
+    finally:
+        for made in created:  # deepest first
+            try:
+                made.rmdir()
+            except OSError:
+                break
