@@ -78,10 +78,16 @@ def output_path(request, source):
 def run_files(request, files):
     """Enhance (and score) `files`; returns a report with per-image results, failures and skipped inputs."""
     report = {"images": [], "failures": [], "skipped": []}
-    todo = []
+    todo, claimed = [], {}
     for source in files:
         target = output_path(request, source) if request.output else None
         finished = request.resume and target is not None and target.exists()
+        if target is not None and target in claimed:
+            report["failures"].append({"input": str(source), "error": f"{source}: {target} is already the output of "
+                                       f"{claimed[target]} (same file stem); rename one of them"})
+            continue
+        if target is not None:
+            claimed[target] = source
         if finished or Path(source).stem in request.done:
             report["skipped"].append(str(source))
         else:

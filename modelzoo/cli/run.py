@@ -83,6 +83,9 @@ def run(model, input_path, output, reference, protocol, native, tile, overrides,
     if datalist is None:
         files = imaging.list_images(input_path)
     output = output or Path("modelzoo-out") / m.name
+    for folder in (output, report.parent if report else None, npz_out):
+        if folder is not None:
+            imaging.check_writable(folder)  # a clear error now rather than one per image after loading the model
     job, session = open_session(m, build, backend, variant, weights, workspace, native, threads, quiet)
     overrides = parse_overrides(overrides)
     chosen = m.protocol(protocol)
@@ -129,7 +132,9 @@ def print_run(summary):
         click.echo(f"mean: PSNR {summary['mean']['psnr']:.3f} dB, SSIM {summary['mean']['ssim']:.4f} "
                    f"({summary['protocol']} protocol)")
     for failure in summary["failures"]:
-        click.secho(f"failed: {failure['input']}: {failure['error']}", fg="red", err=True)
+        cause = failure["error"]
+        line = cause if cause.startswith(failure["input"]) else f"{failure['input']}: {cause}"
+        click.secho(f"failed: {' '.join(line.split())}", fg="red", err=True)
     click.echo(f"{len(summary['images'])} written to {summary['output']}, {len(summary['failures'])} failed, "
                f"{len(summary['skipped'])} skipped ({summary['build']}, {summary['backend']} {summary['dtype']})")
 
