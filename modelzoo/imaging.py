@@ -63,7 +63,7 @@ def read_rgb(path, limit=None):
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ZooError(f"{path}: cannot decode ({one_line(exc)})") from None
-    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise TypeError, IndexError, struct.error... on damaged files
+    except Exception as exc:  # noqa: BLE001 - damaged files make Pillow raise TypeError, IndexError, struct.error...
         raise ZooError(f"{path}: cannot decode ({type(exc).__name__}: {one_line(exc)})") from None
 
 
