@@ -5,9 +5,11 @@ decides their content: weights sha256, the build yaml, the backend, the shape mo
 Each folder has a manifest with the sha256 of its files, so a corrupt or partial artifact is rebuilt, and a
 file lock keeps two processes from building the same artifact at once.
 """
+import contextlib
 import hashlib
 import json
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -174,7 +176,8 @@ def _build(job, log):
                 job.onnx = building / "export.onnx"
                 job.report["export"] = export_onnx(job, job.onnx)
         log(f"{job.label}: compiling")
-        files += job.backend.compile(job)
+        with contextlib.redirect_stdout(sys.stderr):  # runtimes' chatter must not corrupt --json output
+            files += job.backend.compile(job)
         key, inputs = cache_key(job)
         manifest = {
             "key": key, "inputs": inputs, "label": job.label, "dtype": job.dtype,
