@@ -17,10 +17,31 @@ def to_fp16(source, target):
     import onnx
     from onnxconverter_common import float16
 
+    model = onnx.load(str(source))
+    separate_outputs(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # it warns for every weight below fp16's smallest normal number
-        model = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+        model = float16.convert_float_to_float16(model, keep_io_types=True)
     onnx.save(model, str(target))
+
+
+def separate_outputs(model):
+    """Give each graph output that other nodes also read its own Identity node.
+
+    keep_io_types casts outputs back to fp32; without this the fp32 copy would also feed the fp16 nodes
+    inside and ONNX Runtime refuses the mixed types.
+    """
+    import onnx
+
+    read = {name for node in model.graph.node for name in node.input}
+    for output in model.graph.output:
+        if output.name not in read:
+            continue
+        inner = f"{output.name}__inner"
+        for node in model.graph.node:
+            node.output[:] = [inner if n == output.name else n for n in node.output]
+            node.input[:] = [inner if n == output.name else n for n in node.input]
+        model.graph.node.append(onnx.helper.make_node("Identity", [inner], [output.name]))
 
 
 def calibration_inputs(job):

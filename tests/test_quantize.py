@@ -1,0 +1,83 @@
+"""fp16 conversion and int8 calibration: the pieces on small inputs, the accuracy on LOL (slow)."""
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from conftest import LOL, needs_shared
+from modelzoo import quantize
+
+
+class Branchy(nn.Module):
+    """An output that is also read inside the graph (SCI's illumination) and a Pad -> Conv -> Relu chain."""
+
+    def __init__(self):
+        super().__init__()
+        self.pad, self.conv = nn.ReflectionPad2d(1), nn.Conv2d(3, 3, 3)
+
+    def forward(self, x):
+        light = torch.sigmoid(torch.relu(self.conv(self.pad(x))))
+        return light, x / light.clamp(1e-4, 1)
+
+
+def export(tmp_path):
+    path = tmp_path / "branchy.onnx"
+    torch.onnx.export(Branchy().eval(), (torch.rand(1, 3, 8, 8),), str(path), input_names=["input"],
+                      output_names=["light", "out"], opset_version=17, dynamo=False)
+    return path
+
+
+def test_fp16_model_with_an_output_read_inside_runs(tmp_path):
+    source, target = export(tmp_path), tmp_path / "fp16.onnx"
+    quantize.to_fp16(source, target)
+    x = np.random.default_rng(0).random((1, 3, 8, 8), dtype=np.float32)
+    expected = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).run(None, {"input": x})
+    actual = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"]).run(None, {"input": x})
+    for e, a in zip(expected, actual):
+        assert a.dtype == np.float32 and np.abs(e - a).max() < 1e-2
+
+
+def test_calibration_plan_shares_ranges_through_pad_and_relu(tmp_path):
+    plan = quantize.calibration_plan(onnx.load(str(export(tmp_path))))
+    model = onnx.load(str(export(tmp_path)))
+    kinds = {n.output[0]: n.op_type for n in model.graph.node}
+    pad = next(t for t, k in kinds.items() if k == "Pad")
+    conv = next(t for t, k in kinds.items() if k == "Conv")
+    relu = next(t for t, k in kinds.items() if k == "Relu")
+    assert plan[pad] == "input"  # reflection adds no new values
+    assert plan[conv] == relu  # QDQ fuses Conv + Relu
+
+
+def test_histogram_ranges():
+    rng = np.random.default_rng(0)
+    histogram = quantize.Histogram()
+    for _ in range(3):
+        histogram.add(np.concatenate([rng.random(40000, dtype=np.float32), np.float32([50.0])]))
+    assert histogram.minmax() == (pytest.approx(0.0, abs=1e-3), 50.0)
+    low, high = histogram.percentile(99.9)
+    assert low == pytest.approx(0.0, abs=1e-3) and 0.95 < high < 1.1  # the outlier is clipped
+    assert histogram.kl_divergence()[1] < 50.0
+    signed = quantize.Histogram()
+    signed.add(np.float32([0.5, 1.0]))
+    signed.add(np.float32([-3.0, 2.0]))  # negatives after the first batch switch the grid to signed
+    assert signed.signed and signed.minmax() == (-3.0, 2.0)
+    assert signed.counts.sum() == 4
+
+
+@needs_shared
+@pytest.mark.slow
+def test_fp16_and_int8_hold_the_accuracy(cli, tmp_path):
+    """fp16 within 0.02 dB / 0.002 SSIM of fp32; int8 at least the 18.45 dB / 0.740 target on LOL eval15."""
+    scores = {}
+    for build in ("fp32", "fp16", "int8"):
+        result = cli("eval", "pairlie", "--dataset", "lol-eval15", "--build", build, "--protocol", "zoo",
+                     "--results", tmp_path, "--json", "--quiet")
+        assert result.exit_code == 0, result.output
+        scores[build] = json.loads(result.stdout)["metrics"]["zoo"]["mean"]
+    assert scores["fp16"]["psnr"] == pytest.approx(scores["fp32"]["psnr"], abs=0.02)
+    assert scores["fp16"]["ssim"] == pytest.approx(scores["fp32"]["ssim"], abs=0.002)
+    assert scores["int8"]["psnr"] >= 18.45 and scores["int8"]["ssim"] >= 0.740
