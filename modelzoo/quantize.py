@@ -126,8 +126,9 @@ class Histogram:
     def add(self, values):
         import torch
 
-        values = torch.from_numpy(np.ascontiguousarray(values).reshape(-1)[::STRIDE])
-        low, high = (float(v) for v in torch.aminmax(values))
+        values = torch.from_numpy(np.ascontiguousarray(values).reshape(-1))
+        low, high = (float(v) for v in torch.aminmax(values))  # extremes from every value, counts from a sample
+        values = values[::STRIDE]
         self.low, self.high = min(self.low, low), max(self.high, high)
         if self.low < 0 and not self.signed:
             self._regrid(signed=True)

@@ -64,8 +64,8 @@ def test_histogram_ranges():
     tailed.add(rng.exponential(1.0, 200000).astype(np.float32))
     assert 0.0 == tailed.kl_divergence()[0] and tailed.kl_divergence()[1] < 0.9 * tailed.high  # clips the tail
     signed = quantize.Histogram()
-    signed.add(np.float32([0.5, 1.0]))
-    signed.add(np.float32([-3.0, 2.0]))  # negatives after the first batch switch the grid to signed
+    for value in (0.5, 1.0, -3.0, 2.0):  # negatives after the first values switch the grid to signed
+        signed.add(np.float32([value]))
     assert signed.signed and signed.minmax() == (-3.0, 2.0)
     assert signed.counts.sum() == 4
 
