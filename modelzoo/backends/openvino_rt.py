@@ -23,7 +23,7 @@ class OpenVINO(Backend):
         else:
             raise ZooError(f"{job.label}: openvino builds fp32, fp16 or int8, not {job.dtype}")
         model = ov.convert_model(str(source))
-        # fp16 compresses the stored weights; the CPU plugin computes in its own precision.
+        # fp16 compresses the stored weights; load() picks the compute precision.
         ov.save_model(model, str(job.workdir / "model.xml"), compress_to_fp16=job.dtype == "fp16")
         if source != job.onnx:
             source.unlink()
@@ -37,10 +37,18 @@ class OpenVINO(Backend):
         threads = threads or int(job.options.get("threads") or 0)
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        if job.dtype == "fp32":
-            config["INFERENCE_PRECISION_HINT"] = "f32"
+        config["INFERENCE_PRECISION_HINT"] = precision(core, job.dtype)
         compiled = core.compile_model(core.read_model(str(job.workdir / "model.xml")), "CPU", config)
         return OpenVINOSession(compiled)
+
+
+def precision(core, dtype):
+    """fp32 builds compute in f32 (the CPU plugin would otherwise pick bf16 where the CPU has it); fp16 builds
+    compute in f16 where the CPU supports it, else bf16, else f32; int8 builds keep f32 around the int8 ops."""
+    if dtype != "fp16":
+        return "f32"
+    capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "f16" if "FP16" in capabilities else "bf16" if "BF16" in capabilities else "f32"
 
 
 class OpenVINOSession:

@@ -45,7 +45,7 @@ def open_session(model, build, backend, variant, weights, workspace, native=Fals
               help="Folder of ground-truth images with matching names: report PSNR/SSIM.")
 @click.option("--protocol", default=None, help="Metric protocol from the card (default: its first).")
 @click.option("--native", is_flag=True, help="Run at each image's own size instead of the vdsp params' size.")
-@click.option("--tile", type=int, default=2048, show_default=True,
+@click.option("--tile", type=int, default=1024, show_default=True,
               help="With --native, images larger than this run in tiles with a halo (0: never).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Post-processing parameter, e.g. --set gamma=0.14.")
