@@ -1,4 +1,5 @@
 """The engine's own backends, registered through the same hook as any plugin's."""
+from modelzoo.backends.ncnn_rt import Ncnn  # imports ncnn/pnnx only inside its methods
 from modelzoo.backends.ort import OnnxRuntime
 from modelzoo.backends.openvino_rt import OpenVINO
 from modelzoo.backends.torch_rt import Torch
@@ -10,3 +11,4 @@ def register_backends(register):
     register(OnnxRuntime())
     register(OpenVINO())
     register(Torch())
+    register(Ncnn())
