@@ -4,6 +4,7 @@ from pathlib import Path
 import click
 
 from modelzoo.cli import cli, emit_json, table
+from modelzoo.cli.run import engine_options
 from modelzoo.errors import ZooError
 from modelzoo.plugins import registry
 
@@ -26,27 +27,36 @@ from modelzoo.plugins import registry
 @click.option("--threads", type=int, default=0)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True)
+@engine_options
 def eval_command(model, all_models, dataset, build, backend, protocol, variant, weights, data_root, from_npz,
-                 results, workspace, threads, as_json, quiet):
+                 results, workspace, threads, as_json, quiet, engine, address, workers):
     """PSNR/SSIM of MODEL's builds on a dataset, per image and mean, written as a results JSON."""
     from modelzoo.evaluate import evaluate
 
+    if engine == "ray":
+        from modelzoo import ray_engine
+
+        ray_engine.require()
     reg = registry()
     if all_models == bool(model):
         raise ZooError("name a MODEL or pass --all")
     models = [reg.model(model)] if model else [m for m in reg.models.values()
                                                if not dataset or dataset in m.card["datasets"]]
-    documents = []
+    jobs = []
+    log = (lambda msg: None) if quiet or as_json else (lambda msg: click.echo(msg, err=True))
     for m in models:
         builds = m.builds if build == "all" else [build]
         chosen = dataset or (m.card["datasets"] or [None])[0]
         if chosen is None:
             raise ZooError(f"{m.card_path}: datasets: empty; pass --dataset")
         folder = results or (None if from_npz else m.path("results", m.card.get("results", "results")))
-        for name in builds:
-            log = (lambda msg: None) if quiet or as_json else (lambda msg: click.echo(msg, err=True))
-            documents.append(evaluate(m, chosen, name, backend, protocol, data_root, variant, weights, workspace,
-                                      threads, from_npz, folder, progress=not quiet and not as_json, log=log))
+        jobs += [dict(model=m, dataset=chosen, build=name, backend=backend, protocol=protocol, data_root=data_root,
+                      variant=variant, weights_path=weights, workspace=workspace, threads=threads,
+                      from_npz=from_npz, results_dir=folder) for name in builds]
+    if engine == "ray":  # one Ray task per (model, build, dataset)
+        documents = ray_engine.eval_with_ray(jobs, address=address, workers=workers, log=log)
+    else:
+        documents = [evaluate(**job, progress=not quiet and not as_json, log=log) for job in jobs]
     if as_json:
         return emit_json(documents if len(documents) > 1 else documents[0])
     click.echo(summary_table(documents))

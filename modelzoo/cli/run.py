@@ -35,6 +35,21 @@ def open_session(model, build, backend, variant, weights, workspace, native=Fals
     return job, session
 
 
+def engine_options(function):
+    """--engine/--address/--workers: run locally or scale out on Ray (modelzoo/ray_engine.py)."""
+    options = [
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help='Where to run: this process, or Ray (pip install "modelzoo[ray]").'),
+        click.option("--address", default=None, help="With --engine ray: an existing Ray cluster (default: a "
+                     "local Ray instance for this command)."),
+        click.option("--workers", type=int, default=0, help="With --engine ray: parallel workers (default: "
+                     "run: one per node; eval: one per CPU)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 @cli.command()
 @click.argument("model")
 @click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
@@ -58,15 +73,21 @@ def open_session(model, build, backend, variant, weights, workspace, native=Fals
               help="Also save each image's raw outputs as DIR/<stem>.npz (output_0, output_1, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@engine_options
 @build_options
 def run(model, input_path, output, reference, protocol, native, tile, overrides, resume, report, max_pixels,
-        datalist, npz_out, as_json, quiet, build, backend, variant, weights, threads, workspace):
+        datalist, npz_out, as_json, quiet, engine, address, workers, build, backend, variant, weights, threads,
+        workspace):
     """Enhance an image or a folder with MODEL."""
     import os
 
     from modelzoo import imaging, runner
     from modelzoo.evaluate import for_task
 
+    if engine == "ray":
+        from modelzoo import ray_engine
+
+        ray_engine.require()
     m = registry().model(model)
     if max_pixels:
         os.environ["MODELZOO_MAX_PIXELS"] = str(max_pixels)
@@ -86,7 +107,10 @@ def run(model, input_path, output, reference, protocol, native, tile, overrides,
     for folder in (output, report.parent if report else None, npz_out):
         if folder is not None:
             imaging.check_writable(folder)  # a clear error now rather than one per image after loading the model
-    job, session = open_session(m, build, backend, variant, weights, workspace, native, threads, quiet)
+    if engine == "ray":  # compile here, open sessions on the workers
+        job, session = ray_engine.prepare_job(m, build, backend, variant, weights, workspace, native, quiet), None
+    else:
+        job, session = open_session(m, build, backend, variant, weights, workspace, native, threads, quiet)
     overrides = parse_overrides(overrides)
     chosen = m.protocol(protocol)
     params = {**(chosen[1]["postprocess"] if protocol else {}), **overrides}
@@ -100,7 +124,8 @@ def run(model, input_path, output, reference, protocol, native, tile, overrides,
         request.references = {p.stem: p for p in imaging.list_images(reference)}
         request.evaluator = for_task(registry(), m.card["task"])
         request.protocols = [chosen]
-    result = runner.run_files(request, files)
+    result = runner.run_files(request, files) if engine != "ray" else \
+        ray_engine.run_with_ray(request, files, job, threads=threads, address=address, workers=workers)
     summary = {"model": m.name, "build": job.build, "backend": job.backend.name, "dtype": job.dtype,
                "native": native, "output": str(output), **result}
     if reference:
