@@ -49,7 +49,13 @@ def field_path(parts):
     """Render a jsonschema error path as `weights.official.sha256` or `process_ops[1].size`."""
     out = ""
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        part = str(part)
+        if not part.isprintable() or not part or any(c in part for c in ".[] "):
+            part = json.dumps(part)  # keys with odd characters stay on one readable line
+        out += f".{part}" if out else part
     return out or "(document)"
 
 
