@@ -149,7 +149,7 @@ def ensure(job, force=False, log=print):
             job.report.update(manifest.get("report", {}))
             return manifest
         if job.workdir.exists():
-            if (job.workdir / MANIFEST).exists():
+            if (job.workdir / MANIFEST).exists() and not force:
                 log(f"{job.label}: cached artifact in {job.workdir} is damaged; rebuilding")
             shutil.rmtree(job.workdir)
         return _build(job, log)

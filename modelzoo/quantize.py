@@ -209,7 +209,7 @@ def collect_histograms(onnx_path, arrays, plan, threads=0):
             model.graph.output.append(known.get(name) or onnx.helper.make_empty_tensor_value_info(name))
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # 2x faster than BASIC here
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     input_name = session.get_inputs()[0].name
