@@ -92,6 +92,35 @@ def prepare(model, build=None, backend=None, variant=None, weights_path=None, na
     return Job(model, name, spec, spec_path, runtime, dtype, variant, path, native, merged, space)
 
 
+def select_builds(model, build, backend=None, registry=None):
+    """(build names to run, [skip reasons]) for a build name or 'all'.
+
+    With 'all', a build written for another backend than the card's first build (e.g. an ncnn yaml) is not
+    re-run on --backend; builds whose runtime is missing here are skipped with the install hint.
+    """
+    from modelzoo.plugins import registry as default_registry
+
+    if build != "all":
+        return [build], []
+    registry = registry or default_registry()
+    specs = {name: documents.load(model.build_path(name), "build")["backend"] for name in model.builds}
+    default = specs[model.builds[0]]["type"]
+    chosen, skipped = [], []
+    for name, spec in specs.items():
+        written_for, runtime = spec["type"], backend or spec["type"]
+        if backend and written_for not in (backend, default):
+            skipped.append(f"{model.name}/{name}: written for {written_for}, not run on {backend}")
+        elif runtime not in registry.backends:
+            skipped.append(f"{model.name}/{name}: backend {runtime} is not available here")
+        elif registry.backends[runtime].missing():
+            skipped.append(f"{model.name}/{name}: {registry.backends[runtime].missing()}")
+        elif spec["dtype"] not in registry.backends[runtime].dtypes:
+            skipped.append(f"{model.name}/{name}: {runtime} does not build {spec['dtype']}")
+        else:
+            chosen.append(name)
+    return chosen, skipped
+
+
 def versions(*packages):
     found = {}
     for package in packages:

@@ -102,3 +102,16 @@ def test_lol_eval15_both_protocols(cli, tmp_path):
     assert results["metrics"]["zoo"]["mean"]["ssim"] == pytest.approx(0.748, abs=0.001)
     assert results["metrics"]["paper"]["mean"]["psnr"] == pytest.approx(19.514, abs=0.002)
     assert results["metrics"]["paper"]["mean"]["ssim"] == pytest.approx(0.736, abs=0.001)
+
+
+def test_build_all_skips_what_cannot_run_here(pairlie, monkeypatch):
+    from modelzoo.compile import select_builds
+    from modelzoo.plugins import registry
+
+    chosen, skipped = select_builds(pairlie, "all", "torch")
+    assert chosen == ["fp32", "fp16"]  # int8 is not a torch dtype; ncnn yamls are not re-run on torch
+    assert any("int8: torch does not build int8" in s for s in skipped)
+    assert any("ncnn-fp32: written for ncnn" in s for s in skipped)
+    monkeypatch.setattr(registry().backends["openvino"], "missing", lambda: "backend openvino needs openvino")
+    chosen, skipped = select_builds(pairlie, "all", "openvino")
+    assert chosen == [] and all("needs openvino" in s or "written for" in s for s in skipped)

@@ -5,6 +5,7 @@ import click
 
 from modelzoo.cli import cli, emit_json, table
 from modelzoo.cli.run import engine_options
+from modelzoo.compile import select_builds
 from modelzoo.errors import ZooError
 from modelzoo.plugins import registry
 
@@ -45,7 +46,9 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
     jobs = []
     log = (lambda msg: None) if quiet or as_json else (lambda msg: click.echo(msg, err=True))
     for m in models:
-        builds = m.builds if build == "all" else [build]
+        builds, skipped = select_builds(m, build, backend, reg)
+        for reason in skipped:
+            click.secho(f"skipped: {reason}", fg="yellow", err=True)
         chosen = dataset or (m.card["datasets"] or [None])[0]
         if chosen is None:
             raise ZooError(f"{m.card_path}: datasets: empty; pass --dataset")
