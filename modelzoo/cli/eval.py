@@ -1,4 +1,5 @@
 """Evaluation commands: eval, image2npz."""
+import sys
 from pathlib import Path
 
 import click
@@ -6,7 +7,7 @@ import click
 from modelzoo.cli import cli, emit_json, table
 from modelzoo.cli.run import engine_options
 from modelzoo.compile import select_builds
-from modelzoo.errors import ZooError
+from modelzoo.errors import EXIT_PARTIAL, ZooError
 from modelzoo.plugins import registry
 
 
@@ -59,10 +60,23 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
     if engine == "ray":  # one Ray task per (model, build, dataset)
         documents = ray_engine.eval_with_ray(jobs, address=address, workers=workers, log=log)
     else:
-        documents = [evaluate(**job, progress=not quiet and not as_json, log=log) for job in jobs]
+        documents, failed = [], []
+        for job in jobs:
+            try:
+                documents.append(evaluate(**job, progress=not quiet and not as_json, log=log))
+            except ZooError as exc:
+                if len(jobs) == 1:
+                    raise
+                failed.append(exc)
+                click.secho(f"failed: {job['model'].name}/{job['build']}: {exc}", fg="red", err=True)
+        if not documents:
+            raise ZooError("no evaluation finished")
     if as_json:
-        return emit_json(documents if len(documents) > 1 else documents[0])
-    click.echo(summary_table(documents))
+        emit_json(documents if len(documents) > 1 else documents[0])
+    else:
+        click.echo(summary_table(documents))
+    if engine != "ray" and failed:
+        sys.exit(EXIT_PARTIAL)
 
 
 def summary_table(documents):
