@@ -31,6 +31,7 @@ INSTALL = 'pip install "modelzoo[ray]"'
 OBJECT_STORE = 300 * 1024**2
 ENV_PREFIX = "MODELZOO_"
 CPUS_PER_ACTOR = 0.5
+NICENESS = "RAY_worker_niceness"
 
 
 def require():
@@ -64,8 +65,15 @@ def connected(address=None, num_cpus=None):
             except ConnectionError as exc:
                 raise ZooError(f"--address {address}: cannot connect to a Ray cluster ({exc})") from None
         else:
-            ray.init(num_cpus=num_cpus or cpus(), include_dashboard=False, object_store_memory=OBJECT_STORE,
-                     log_to_driver=False, runtime_env=runtime_env)
+            # Ray starts workers at nice 15; a local instance does this command's work, at its priority
+            saved = os.environ.get(NICENESS)
+            os.environ.setdefault(NICENESS, "0")
+            try:
+                ray.init(num_cpus=num_cpus or cpus(), include_dashboard=False, object_store_memory=OBJECT_STORE,
+                         log_to_driver=False, runtime_env=runtime_env)
+            finally:
+                if saved is None:
+                    os.environ.pop(NICENESS, None)
     try:
         yield ray
     finally:
