@@ -63,13 +63,15 @@ def connected(address=None, num_cpus=None):
             try:
                 ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
             except ConnectionError as exc:
-                raise ZooError(f"--address {address}: cannot connect to a Ray cluster ({exc})") from None
+                raise ZooError(f"--address {address}: cannot connect to a Ray cluster ({exc}; a cluster started with "
+                               f"token authentication needs RAY_AUTH_MODE=token and its token here, see "
+                               f"docs/scale-out.md)") from None
         else:
             # Ray starts workers at nice 15; a local instance does this command's work, at its priority
             saved = os.environ.get(NICENESS)
             os.environ.setdefault(NICENESS, "0")
             try:
-                ray.init(num_cpus=num_cpus or cpus(), include_dashboard=False, object_store_memory=OBJECT_STORE,
+                ray.init(address="local", num_cpus=num_cpus or cpus(), include_dashboard=False, object_store_memory=OBJECT_STORE,
                          log_to_driver=False, runtime_env=runtime_env)
             finally:
                 if saved is None:
@@ -214,7 +216,7 @@ def _enter(cwd):
         os.chdir(cwd)
 
 
-def _evaluate_task(parameters, argv, cwd):
+def _evaluate_task(parameters, argv, cwd, per_node=1):
     """One evaluation on a worker; returns ("ok", document) or ("error", one line)."""
     from modelzoo.evaluate import evaluate
     from modelzoo.plugins import registry
@@ -224,6 +226,7 @@ def _evaluate_task(parameters, argv, cwd):
     try:
         parameters = dict(parameters)
         model = registry().model(parameters.pop("model"))
+        parameters["threads"] = parameters.get("threads") or max(1, cpus() // max(1, per_node))  # no oversubscription
         return "ok", evaluate(model, **parameters, progress=False, log=lambda m: None)
     except ZooError as exc:
         return "error", str(exc)
@@ -235,24 +238,30 @@ def _evaluate_task(parameters, argv, cwd):
 
 
 def eval_with_ray(jobs, address=None, workers=0, log=print):
-    """Evaluate each job (the keyword arguments of evaluate.evaluate) as its own Ray task; documents in job order.
+    """Evaluate each job (the keyword arguments of evaluate.evaluate) as its own Ray task.
 
-    `workers` caps the tasks in flight (default: one per CPU of the cluster). Documents are also written by the
-    driver into each job's results_dir, so they land beside the command even without a shared filesystem.
-    Raises ZooError after every job has run when any failed (each failure is logged on its own line).
+    Returns (documents in job order, failures) as the local engine's loop does: a failed job is reported on
+    one line (`failed: MODEL/BUILD: cause`) and the others still run; a single job that fails, or all of them
+    failing, raises ZooError. `workers` caps the tasks in flight (default: one per CPU of the cluster).
+    Documents are also written by the driver into each job's results_dir, so they land beside the command
+    even without a shared filesystem.
     """
+    import click
+
     documents, errors = [None] * len(jobs), []
     with connected(address) as ray:
         total = int(ray.cluster_resources().get("CPU", 1))
         workers = max(1, workers or total)
+        nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU")]
+        per_node = math.ceil(min(workers, len(jobs)) / max(1, len(nodes)))
         task = ray.remote(num_cpus=min(1.0, total / workers))(_evaluate_task)
         labels, pending, waiting = {}, list(enumerate(jobs)), {}
         while pending or waiting:
             while pending and len(waiting) < workers:
                 index, job = pending.pop(0)
                 parameters = {**job, "model": getattr(job["model"], "name", job["model"])}
-                labels[index] = f"{parameters['model']}/{parameters.get('build') or 'fp32'} on {parameters['dataset']}"
-                waiting[task.remote(parameters, sys.argv, os.getcwd())] = index
+                labels[index] = f"{parameters['model']}/{parameters.get('build') or 'fp32'}"
+                waiting[task.remote(parameters, sys.argv, os.getcwd(), per_node)] = index
             done, _ = ray.wait(list(waiting), num_returns=1)
             index = waiting.pop(done[0])
             status, value = ray.get(done[0])
@@ -260,13 +269,17 @@ def eval_with_ray(jobs, address=None, workers=0, log=print):
                 documents[index] = value
                 if jobs[index].get("results_dir"):
                     _write_results(jobs[index], value)
-                log(f"{labels[index]}: done ({value['timing']['seconds']} s)")
+                log(f"{labels[index]} on {value['dataset']['name']}: done ({value['timing']['seconds']} s)")
             else:
-                errors.append(f"{labels[index]}: {value}")
-                log(f"failed: {labels[index]}: {value}")
-    if errors:
-        raise ZooError(f"{len(errors)} of {len(jobs)} evaluation(s) failed; first: {errors[0]}")
-    return documents
+                errors.append(ZooError(value))
+                if len(jobs) > 1:
+                    click.secho(f"failed: {labels[index]}: {value}", fg="red", err=True)
+    if len(jobs) == 1 and errors:
+        raise errors[0]
+    documents = [d for d in documents if d is not None]
+    if not documents:
+        raise ZooError("no evaluation finished")
+    return documents, errors
 
 
 def _write_results(job, document):

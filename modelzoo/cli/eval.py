@@ -58,7 +58,7 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
                       variant=variant, weights_path=weights, workspace=workspace, threads=threads,
                       from_npz=from_npz, results_dir=folder) for name in builds]
     if engine == "ray":  # one Ray task per (model, build, dataset)
-        documents = ray_engine.eval_with_ray(jobs, address=address, workers=workers, log=log)
+        documents, failed = ray_engine.eval_with_ray(jobs, address=address, workers=workers, log=log)
     else:
         documents, failed = [], []
         for job in jobs:
@@ -75,7 +75,7 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
         emit_json(documents if len(documents) > 1 else documents[0])
     else:
         click.echo(summary_table(documents))
-    if engine != "ray" and failed:
+    if failed:
         sys.exit(EXIT_PARTIAL)
 
 
