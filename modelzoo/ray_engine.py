@@ -71,8 +71,8 @@ def connected(address=None, num_cpus=None):
             saved = os.environ.get(NICENESS)
             os.environ.setdefault(NICENESS, "0")
             try:
-                ray.init(address="local", num_cpus=num_cpus or cpus(), include_dashboard=False, object_store_memory=OBJECT_STORE,
-                         log_to_driver=False, runtime_env=runtime_env)
+                ray.init(address="local", num_cpus=num_cpus or cpus(), include_dashboard=False,
+                         object_store_memory=OBJECT_STORE, log_to_driver=False, runtime_env=runtime_env)
             finally:
                 if saved is None:
                     os.environ.pop(NICENESS, None)

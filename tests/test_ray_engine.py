@@ -99,7 +99,8 @@ def test_eval_fan_out_matches_local_evaluate(cli, ray_instance, two_pairs, tmp_p
     for backend, document in local.items():
         name = f"eval-lol-eval15-fp32-{backend}.json"
         scaled = json.loads((tmp_path / "ray" / name).read_text())
-        assert scaled["metrics"] == document["metrics"] == json.loads((tmp_path / "local" / name).read_text())["metrics"]
+        written = json.loads((tmp_path / "local" / name).read_text())
+        assert scaled["metrics"] == document["metrics"] == written["metrics"]
         assert scaled["provenance"]["artifact_sha256"] == document["provenance"]["artifact_sha256"]
         assert scaled["provenance"]["command"] == document["provenance"]["command"]  # the driver's, not the worker's
 
