@@ -253,27 +253,34 @@ def run(model, builds=None, backends=None, batch=1, threads=0, instances=1, shap
     if batch < 1 or instances < 1 or repeat < 1 or warmup < 0:
         raise ZooError("--batch, --instances and --repeat must be at least 1, --warmup at least 0")
     shape = list(shape or model.input_shape()[1:])
-    builds = model.builds if builds in ("all", ["all"]) else list(builds or model.builds[:1])
     backends = list(backends or [None])
+    pairs, skipped = [], []
+    for backend in backends:
+        if builds in ("all", ["all"]):
+            chosen, reasons = compiler.select_builds(model, "all", backend)
+            skipped += [{"build": r.split(":")[0].split("/")[-1], "backend": backend or "(build's)", "reason": r}
+                        for r in reasons]
+        else:
+            chosen = list(builds or model.builds[:1])
+        pairs += [(build, backend) for build in chosen]
     base = {"model": model.name, "variant": variant, "weights": str(weights) if weights else None,
             "workspace": str(workspace) if workspace else None, "options": options or {}, "batch": batch,
             "threads": threads, "instances": instances, "shape": shape, "warmup": warmup, "repeat": repeat}
-    rows, skipped, plans = [], [], []
-    for build in builds:
-        for backend in backends:
-            try:
-                job = compiler.prepare(model, build, backend, variant, weights, workspace=workspace, options=options)
-                mode = shape_mode(job, [batch, *shape])
-                config = {**base, "kind": "build", "build": build, "backend": job.backend.name, "shape_mode": mode}
-                problem = _cannot_run(job)
-                if problem:
-                    raise ZooError(problem)
-                job = job_for(model, config)
-                compiler.ensure(job, log=log)
-                plans.append(config)
-            except ZooError as exc:
-                skipped.append({"build": build, "backend": backend or "(build's)", "reason": str(exc)})
-                log(f"skip {build} on {backend or 'its backend'}: {exc}")
+    rows, plans = [], []
+    for build, backend in pairs:
+        try:
+            job = compiler.prepare(model, build, backend, variant, weights, workspace=workspace, options=options)
+            mode = shape_mode(job, [batch, *shape])
+            config = {**base, "kind": "build", "build": build, "backend": job.backend.name, "shape_mode": mode}
+            problem = _cannot_run(job)
+            if problem:
+                raise ZooError(problem)
+            job = job_for(model, config)
+            compiler.ensure(job, log=log)
+            plans.append(config)
+        except ZooError as exc:
+            skipped.append({"build": build, "backend": backend or "(build's)", "reason": str(exc)})
+            log(f"skip {build} on {backend or 'its backend'}: {exc}")
     baseline_row = None
     if baseline:
         config = {**base, "kind": "baseline", "batch": 1, "build": "baseline", "backend": "torch-eager",
