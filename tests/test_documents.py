@@ -94,3 +94,11 @@ def test_vdsp_wrong_type(tmp_path):
     config["OpConfig"]["OimageWidth"] = "600"
     problems = documents.errors(config, "vdsp", "v.json")
     assert problems == ["v.json: OpConfig.OimageWidth: '600' is not of type 'integer'"]
+
+
+def test_non_commercial_licence_must_say_so(card_copy):
+    rewrite(card_copy, lambda c: c.update(license={"id": "CC-BY-NC-4.0", "use": "commercial"}))
+    problems, _ = validate_file(card_copy)
+    assert problems == [f"{card_copy}: license.use: 'non-commercial' was expected"]
+    rewrite(card_copy, lambda c: c.update(license={"id": "CC-BY-NC-4.0", "use": "non-commercial"}))
+    assert validate_file(card_copy)[0] == []

@@ -58,6 +58,23 @@ def test_third_party_plugin_appears_in_list(site):
     assert "pairlie" in result.stdout
 
 
+def test_non_commercial_licence_surfaces_in_list(site, tmp_path):
+    import shutil
+
+    import yaml
+
+    folder = tmp_path / "ncmodel"
+    shutil.copytree(CARD_TEMPLATE_MODEL.parent, folder)
+    card = yaml.safe_load((folder / "card.yaml").read_text())
+    card.update(name="ncmodel", license={"id": "CC-BY-NC-4.0", "use": "non-commercial"})
+    (folder / "card.yaml").write_text(yaml.safe_dump(card))
+    make_plugin(site, "ncmodel", "ncmodel_plugin", TOY.replace(repr(str(CARD_TEMPLATE_MODEL)),
+                                                                repr(str(folder / "card.yaml"))))
+    result = modelzoo(site, "list")
+    line = next(l for l in result.stdout.splitlines() if l.startswith("ncmodel"))
+    assert "CC-BY-NC-4.0 (non-commercial)" in line
+
+
 def test_broken_plugin_is_reported_and_others_work(site):
     make_plugin(site, "broken", "broken_plugin", "import does_not_exist\n")
     result = modelzoo(site, "plugins")
