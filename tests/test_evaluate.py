@@ -115,3 +115,15 @@ def test_build_all_skips_what_cannot_run_here(pairlie, monkeypatch):
     monkeypatch.setattr(registry().backends["openvino"], "missing", lambda: "backend openvino needs openvino")
     chosen, skipped = select_builds(pairlie, "all", "openvino")
     assert chosen == [] and all("needs openvino" in s or "written for" in s for s in skipped)
+
+
+def test_eval_all_compares_every_model_in_one_table(cli, subset, tmp_path):
+    result = cli("eval", "--all", "--dataset", "lol-eval15", "--data-root", subset, "--results", tmp_path,
+                 "--protocol", "zoo", "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines()[2:] if line and not line.startswith("lol")]
+    assert {row[0] for row in rows} == {"pairlie", "sci"}
+    assert all(float(row[5]) > 10 for row in rows)  # zoo psnr column
+    for model in ("pairlie", "sci"):  # one folder per model, so equal file names cannot collide
+        saved = json.loads((tmp_path / model / "eval-lol-eval15-fp32-onnxruntime.json").read_text())
+        assert saved["model"] == model

@@ -24,7 +24,8 @@ from modelzoo.plugins import registry
 @click.option("--from-npz", type=click.Path(path_type=Path), default=None,
               help="Score outputs saved by `modelzoo run --npz-out DIR` instead of running the model.")
 @click.option("--results", type=click.Path(path_type=Path), default=None,
-              help="Folder for the results JSON (default: the model's results/ folder; none for --from-npz).")
+              help="Folder for the results JSON (with --all: a subfolder per model; default: the model's results/ "
+                   "folder; none for --from-npz).")
 @click.option("--workspace", type=click.Path(path_type=Path), default=None)
 @click.option("--threads", type=int, default=0)
 @click.option("--json", "as_json", is_flag=True)
@@ -53,7 +54,10 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
         chosen = dataset or (m.card["datasets"] or [None])[0]
         if chosen is None:
             raise ZooError(f"{m.card_path}: datasets: empty; pass --dataset")
-        folder = results or (None if from_npz else m.path("results", m.card.get("results", "results")))
+        if results:
+            folder = results / m.name if all_models else results  # results files are named per model folder
+        else:
+            folder = None if from_npz else m.path("results", m.card.get("results", "results"))
         jobs += [dict(model=m, dataset=chosen, build=name, backend=backend, protocol=protocol, data_root=data_root,
                       variant=variant, weights_path=weights, workspace=workspace, threads=threads,
                       from_npz=from_npz, results_dir=folder) for name in builds]
