@@ -70,23 +70,12 @@ def test_wrong_sha256_is_one_line_naming_both_hashes(cli, tmp_path):
     out = tmp_path / "out"
     image = tmp_path / "dark.png"
     image.write_bytes((PAIRLIE_WEIGHTS.parent.parent.parent / "data" / "LOL" / "eval15" / "low" / "1.png").read_bytes())
-    result = CliRunnerStderr.invoke("run", "pairlie", "--input", image, "--weights", fake, "--output", out,
-                                    "--backend", "torch")
+    result = cli("run", "pairlie", "--input", image, "--weights", fake, "--output", out, "--backend", "torch")
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert weights.sha256(fake) in lines[0] and "e223ec9e66504550e69f65b631ce520be9b5c4e8e0aba882768d06af355b0631" in lines[0]
     assert not out.exists()
-
-
-class CliRunnerStderr:
-    @staticmethod
-    def invoke(*args):
-        from click.testing import CliRunner
-
-        from modelzoo.cli import cli
-
-        return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def test_pickle_that_runs_code_is_refused(tmp_path):

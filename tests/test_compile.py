@@ -1,0 +1,56 @@
+"""The compile step: reference-zoo build yamls, export with the deploy patch, the artifact cache."""
+import json
+
+import onnx
+import pytest
+
+from conftest import SHARED, needs_shared
+from modelzoo import compile as compiler
+from modelzoo.quantize import CALIBRATE_MODES
+
+pytestmark = needs_shared
+REFERENCE_YAML = SHARED / "reference" / "vastmodelzoo" / "official_pairlie.yaml"
+
+
+@pytest.mark.skipif(not REFERENCE_YAML.is_file(), reason="reference zoo yaml not present")
+def test_vendor_backend_is_explained(cli):
+    result = cli("compile", "pairlie", "--build", REFERENCE_YAML)
+    assert result.exit_code == 1
+    assert "'tvm_vacc' is the VastAI NPU compiler (vamc), which is not installed here" in result.stderr
+    assert "available backends: " in result.stderr and "onnxruntime" in result.stderr
+
+
+@pytest.mark.skipif(not REFERENCE_YAML.is_file(), reason="reference zoo yaml not present")
+def test_reference_yaml_on_an_open_backend_names_its_missing_checkpoint(cli):
+    result = cli("compile", "pairlie", "--build", REFERENCE_YAML, "--backend", "onnxruntime")
+    assert result.exit_code == 1
+    assert "frontend.checkpoint: /path/to/pairlie-3_400_600.onnx not found" in result.stderr
+
+
+def test_calibrate_modes_map_to_onnxruntime_methods():
+    assert CALIBRATE_MODES == {"kl_divergence": "Entropy", "max": "MinMax", "percentile": "Percentile"}
+
+
+def test_export_writes_torchscript_and_static_and_dynamic_onnx(cli, tmp_path):
+    result = cli("export", "pairlie", "--output", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (tmp_path / "pairlie-3_400_600.torchscript.pt").is_file()
+    for name, dynamic in (("pairlie-3_400_600.onnx", False), ("pairlie-dynamic.onnx", True)):
+        model = onnx.load(str(tmp_path / name))
+        assert model.opset_import[0].version >= 17
+        assert [i.name for i in model.graph.input] == ["input"]
+        assert [o.name for o in model.graph.output] == ["L", "R"]
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        assert (dims[2].dim_param != "") == dynamic and (dims[2].dim_value == 400) == (not dynamic)
+        assert report[name]["max_abs_diff"] <= 1e-4
+
+
+def test_second_compile_is_a_cache_hit_and_records_parity(cli, pairlie):
+    first = json.loads(cli("compile", "pairlie", "--build", "fp32", "--json").stdout)[0]
+    second = json.loads(cli("compile", "pairlie", "--build", "fp32", "--json").stdout)[0]
+    assert second["cache"] == "hit" and second["artifact"] == first["artifact"]
+    assert first["report"]["export"]["max_abs_diff"] <= 1e-4
+    job = compiler.prepare(pairlie, "fp32")
+    assert compiler.artifact_dir(job).name.startswith("fp32-onnxruntime-fp32-1x3x400x600-")
+
