@@ -1,6 +1,8 @@
 """Image quality metrics, computed the way the published tables were."""
+import cv2
 import numpy as np
-from skimage.metrics import structural_similarity
+
+K1, K2, SIGMA, WINDOW = 0.01, 0.03, 1.5, 11
 
 
 def psnr(prediction, reference, data_range=255.0):
@@ -9,10 +11,32 @@ def psnr(prediction, reference, data_range=255.0):
 
 
 def ssim(prediction, reference, data_range=255.0):
-    """MATLAB-style SSIM: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, per RGB channel, averaged."""
-    return float(structural_similarity(prediction.astype(np.float64), reference.astype(np.float64),
-                                       channel_axis=2, data_range=data_range, gaussian_weights=True,
-                                       sigma=1.5, use_sample_covariance=False))
+    """MATLAB-style SSIM: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, per RGB channel, averaged.
+
+    The same numbers as scikit-image's structural_similarity(channel_axis=2, gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=255) (tests compare them), about 3x faster: OpenCV's Gaussian
+    blur in float64 instead of scipy's filters, so scoring stays off an evaluation's critical path. Only the
+    valid region counts (5 px cropped from each border), so the blur's border mode cannot matter.
+    """
+    x, y = prediction.astype(np.float64), reference.astype(np.float64)
+    if x.ndim == 2:
+        x, y = x[:, :, None], y[:, :, None]
+    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    pad = (WINDOW - 1) // 2
+    scores = []
+    for channel in range(x.shape[2]):
+        a, b = np.ascontiguousarray(x[:, :, channel]), np.ascontiguousarray(y[:, :, channel])
+
+        def blur(image):
+            return cv2.GaussianBlur(image, (WINDOW, WINDOW), SIGMA, borderType=cv2.BORDER_REFLECT)
+
+        mean_a, mean_b = blur(a), blur(b)
+        var_a, var_b = blur(a * a) - mean_a**2, blur(b * b) - mean_b**2
+        covariance = blur(a * b) - mean_a * mean_b
+        index = ((2 * mean_a * mean_b + c1) * (2 * covariance + c2)) / \
+            ((mean_a**2 + mean_b**2 + c1) * (var_a + var_b + c2))
+        scores.append(index[pad:-pad, pad:-pad].mean())
+    return float(np.mean(scores))
 
 
 def score(prediction, reference):
