@@ -167,8 +167,12 @@ def intact(folder):
         return False
 
 
-def ensure(job, force=False, log=print):
-    """Compile `job` unless an intact artifact is cached; sets job.workdir and returns its manifest."""
+def ensure(job, force=False, log=print, then=None):
+    """Compile `job` unless an intact artifact is cached; sets job.workdir and returns its manifest.
+
+    `then(manifest)` runs while the lock is still held (load() opens its session there, so a concurrent
+    --force rebuild cannot delete the files under it) and its value is returned instead.
+    """
     job.workdir = artifact_dir(job)
     job.workdir.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(job.workdir) + ".lock"):
@@ -176,12 +180,13 @@ def ensure(job, force=False, log=print):
             manifest = json.loads((job.workdir / MANIFEST).read_text())
             manifest["cache"] = "hit"
             job.report.update(manifest.get("report", {}))
-            return manifest
-        if job.workdir.exists():
-            if (job.workdir / MANIFEST).exists() and not force:
-                log(f"{job.label}: cached artifact in {job.workdir} is damaged; rebuilding")
-            shutil.rmtree(job.workdir)
-        return _build(job, log)
+        else:
+            if job.workdir.exists():
+                if (job.workdir / MANIFEST).exists() and not force:
+                    log(f"{job.label}: cached artifact in {job.workdir} is damaged; rebuilding")
+                shutil.rmtree(job.workdir)
+            manifest = _build(job, log)
+        return then(manifest) if then else manifest
 
 
 def _build(job, log):
@@ -235,6 +240,5 @@ def artifact_hash(job):
 
 
 def load(job, threads=0, force=False, log=print):
-    """Compile if needed, then open a session."""
-    ensure(job, force=force, log=log)
-    return job.backend.load(job, threads=threads)
+    """Compile if needed, then open a session (under the artifact's lock)."""
+    return ensure(job, force=force, log=log, then=lambda manifest: job.backend.load(job, threads=threads))
