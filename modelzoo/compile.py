@@ -85,6 +85,9 @@ def prepare(model, build=None, backend=None, variant=None, weights_path=None, na
     dtype = spec["backend"]["dtype"]
     if dtype not in runtime.dtypes:
         raise ZooError(f"{spec_path}: backend.dtype: {backend_name} builds {', '.join(runtime.dtypes)}, not {dtype}")
+    checkpoint = spec["frontend"].get("checkpoint")
+    if checkpoint and getattr(runtime, "needs_onnx", True) and not Path(checkpoint).is_file():
+        raise ZooError(f"{spec_path}: frontend.checkpoint: {checkpoint} not found")
     variant = variant or model.default_variant
     path = weights.resolve(model, variant, weights_path)
     merged = {**(spec["backend"].get("compile") or {}), **(options or {})}
@@ -203,8 +206,6 @@ def _build(job, log):
             checkpoint = job.spec["frontend"].get("checkpoint")
             if checkpoint:
                 job.onnx = Path(checkpoint)
-                if not job.onnx.is_file():
-                    raise ZooError(f"{job.spec_path}: frontend.checkpoint: {checkpoint} not found")
             else:
                 log(f"{job.label}: exporting ONNX with the {job.model.name} deploy patch")
                 job.onnx = building / "export.onnx"

@@ -21,10 +21,12 @@ def test_vendor_backend_is_explained(cli):
 
 
 @pytest.mark.skipif(not REFERENCE_YAML.is_file(), reason="reference zoo yaml not present")
-def test_reference_yaml_on_an_open_backend_names_its_missing_checkpoint(cli):
+def test_reference_yaml_on_an_open_backend_names_its_missing_checkpoint(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the yaml's workspace is ./deploy_weights/
     result = cli("compile", "pairlie", "--build", REFERENCE_YAML, "--backend", "onnxruntime")
     assert result.exit_code == 1
     assert "frontend.checkpoint: /path/to/pairlie-3_400_600.onnx not found" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before anything is written
 
 
 def test_calibrate_modes_map_to_onnxruntime_methods():
