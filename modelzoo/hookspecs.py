@@ -8,7 +8,7 @@ A model plugin is a module (named by a `modelzoo` entry point) with `@hookimpl` 
 
 The registered `modelzoo.Model` supplies the card, the torch network, the export patch, the build yamls and
 vdsp params (paths in the card) and the pre/post-processing. Datasets, evaluators and runtime backends are
-plugins of the same contract; the engine's own backends and dataset layouts are registered the same way.
+plugins of the same contract; the engine's own backends are registered through it too.
 """
 import pluggy
 

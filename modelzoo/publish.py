@@ -20,7 +20,6 @@ import io
 import shutil
 from pathlib import Path
 
-import numpy as np
 
 from modelzoo import documents, imaging
 from modelzoo.errors import ZooError

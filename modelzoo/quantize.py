@@ -1,6 +1,5 @@
 """fp16 conversion and int8 calibration + quantization of an fp32 ONNX export (used by the ONNX backends)."""
 import time
-from pathlib import Path
 
 import numpy as np
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import LOL, needs_shared
+from conftest import needs_shared
 from modelzoo import quantize
 
 

@@ -2,7 +2,6 @@
 re-implementation from the raw tensors, exports to ONNX within the parity gate, and LOL eval15 reproduces."""
 import json
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
