@@ -352,7 +352,7 @@ def save(model, document, machine_id=None):
     from modelzoo.imaging import atomic_write
 
     validate(document)
-    folder = model.path("results", model.card.get("results") or "results")
+    folder = model.results_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"bench-{machine_id or document['machine']['id']}.json"
     atomic_write(target, json.dumps(document, indent=2) + "\n")

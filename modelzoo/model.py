@@ -70,6 +70,10 @@ class Model:
             raise ZooError(f"{self.card_path}: builds: no build '{build}' (have: {', '.join(self.builds)})")
         return self.path(f"builds.{build}", self.card["builds"][build])
 
+    def results_dir(self):
+        """Where measured results files (eval, bench) live: the card's `results` folder."""
+        return self.path("results", self.card.get("results") or "results")
+
     def vdsp_path(self):
         return self.path("vdsp_params", self.card["vdsp_params"])
 

@@ -39,47 +39,25 @@ TASK_NAMES = {"low-light-image-enhancement": "Low-light image enhancement", "ima
 
 
 # -- reading what was measured ------------------------------------------------------------------------------
-def results_folder(model):
-    return model.path("results", model.card.get("results") or "results")
-
-
 def measured(model):
     """(eval results, bench documents) from the model's results folder, sorted by file name.
 
     Each entry is (file name, document). Files that fail their schema stop the publish: a card must not show
     numbers nobody can trace.
     """
-    folder = results_folder(model)
+    folder = model.results_dir()
     evals, benches = [], []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         document = documents.read(path)
-        kind = kind_of(document)
-        if kind == "bench":
-            if (documents.schema_dir() / "bench.schema.json").is_file():
-                problems = documents.errors(document, "bench", str(path))
-                if problems:
-                    raise ZooError(problems[0])
-            if document.get("model") == model.name:
-                benches.append((path.name, document))
-        elif kind == "results":
-            problems = documents.errors(document, "results", str(path))
-            if problems:
-                raise ZooError(problems[0])
-            if document["model"] == model.name:
-                evals.append((path.name, document))
+        kind = documents.guess_kind(path, document)
+        if kind not in ("bench", "results"):
+            continue
+        problems = documents.errors(document, kind, str(path))
+        if problems:
+            raise ZooError(problems[0])
+        if document.get("model") == model.name:
+            (benches if kind == "bench" else evals).append((path.name, document))
     return evals, benches
-
-
-def kind_of(document):
-    """bench, results or None. (documents.guess_kind tests for build yamls first, and a results file has a
-    `backend` key too.)"""
-    if not isinstance(document, dict):
-        return None
-    if document.get("kind") == "bench":
-        return "bench"
-    if "metrics" in document and "provenance" in document:
-        return "results"
-    return None
 
 
 def latencies(benches):

@@ -67,7 +67,7 @@ def test_saved_document_validates_as_bench(tmp_path):
                              "repeat": 3, "isolation": "process"},
                 "complexity": {"params": 1, "macs": 2, "flops": 4, "shape": [1, 3, 64, 96]},
                 "baseline": None, "rows": [row], "skipped": []}
-    model = SimpleNamespace(card={"results": "results"}, path=lambda field, relative: tmp_path / relative)
+    model = SimpleNamespace(results_dir=lambda: tmp_path / "results")
     target = bench.save(model, document, "test-machine")
     assert target == tmp_path / "results" / "bench-test-machine.json"
     assert validate_file(target) == ([], 1)

@@ -139,7 +139,7 @@ def test_card_rows_come_from_every_results_and_bench_file(pairlie, tmp_path, mon
              "complexity": {"params": 1, "macs": 1, "flops": 2, "shape": [1, 3, 400, 600]},
              "baseline": None, "rows": [row], "skipped": []}
     (folder / "bench-test-cpu-2.json").write_text(json.dumps(bench))
-    monkeypatch.setattr(engine, "results_folder", lambda model: folder)
+    monkeypatch.setattr(pairlie, "results_dir", lambda: folder)
     out = tmp_path / "docs"
     engine.publish([pairlie], out=out, images=False, log=lambda m: None)
     text = (out / "models" / "pairlie.md").read_text()
@@ -153,7 +153,7 @@ def test_card_rows_come_from_every_results_and_bench_file(pairlie, tmp_path, mon
 
 
 def test_missing_results_and_bench_are_handled(pairlie, tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "results_folder", lambda model: tmp_path / "nothing")
+    monkeypatch.setattr(pairlie, "results_dir", lambda: tmp_path / "nothing")
     out = tmp_path / "docs"
     engine.publish([pairlie], out=out, images=False, log=lambda m: None)
     text = (out / "models" / "pairlie.md").read_text()

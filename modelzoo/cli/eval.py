@@ -57,7 +57,7 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
         if results:
             folder = results / m.name if all_models else results  # results files are named per model folder
         else:
-            folder = None if from_npz else m.path("results", m.card.get("results", "results"))
+            folder = None if from_npz else m.results_dir()
         jobs += [dict(model=m, dataset=chosen, build=name, backend=backend, protocol=protocol, data_root=data_root,
                       variant=variant, weights_path=weights, workspace=workspace, threads=threads,
                       from_npz=from_npz, results_dir=folder) for name in builds]
