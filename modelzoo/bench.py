@@ -20,7 +20,6 @@ import platform
 import re
 import threading
 import time
-from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
@@ -81,13 +80,9 @@ def _memory_gb():
 
 
 def versions():
-    found = {}
-    for package in PACKAGES:
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = None
-    return found
+    from modelzoo.compile import versions as installed
+
+    return installed(*PACKAGES)
 
 
 def peak_rss_mb():

@@ -6,8 +6,6 @@ interrupted evaluation resumes from a checkpoint of the images it already scored
 """
 import hashlib
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from modelzoo import compile as compiler
+from modelzoo.bench import machine
 from modelzoo import documents, imaging, runner, weights
 from modelzoo.errors import ZooError
 
@@ -36,19 +35,6 @@ def for_task(registry, task):
         if task in evaluator.tasks:
             return evaluator
     raise ZooError(f"no evaluator registered for task {task} (see `modelzoo plugins`)")
-
-
-def machine():
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"system": platform.system(), "machine": platform.machine(), "cpu": cpu, "cores": os.cpu_count(),
-            "python": platform.python_version()}
 
 
 def file_list_hash(items):
@@ -119,7 +105,7 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
             "versions": compiler.versions("torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common",
                                           "numpy", "scikit-image", "opencv-python-headless"),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "machine": machine(),
+            "machine": machine(),  # the same description bench documents carry
             "modelzoo": compiler.versions("modelzoo")["modelzoo"],
             "command": " ".join(["modelzoo", *sys.argv[1:]]) if sys.argv else "",
         },
