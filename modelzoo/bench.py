@@ -57,15 +57,30 @@ def machine():
             info["gpu"] = torch.cuda.get_device_name(0)
     except ImportError:
         pass
+    info["isa"] = isa_class(info)
     info["id"] = machine_id(info)
     return info
 
 
+def isa_class(info):
+    """The instruction-set class that decides CPU speed (int8 and OpenVINO differ several-fold between them):
+    cuda when a GPU is seen, else amx, avx512-vnni, avx512, avx2 or generic."""
+    flags = set(info.get("flags") or ())
+    if info.get("gpu"):
+        return "cuda"
+    for name, needs in (("amx", {"amx_tile", "amx_int8"}), ("avx512-vnni", {"avx512f", "avx512_vnni"}),
+                        ("avx512", {"avx512f"}), ("avx2", {"avx2", "fma"})):
+        if needs <= flags:
+            return name
+    return "generic"
+
+
 def machine_id(info):
-    """A stable, non-identifying slug: cpu model and core count (and GPU), e.g. amd-epyc-2c."""
+    """A stable, non-identifying slug: cpu model, core count and instruction-set class (and GPU), e.g.
+    amd-epyc-2c-avx2: the same CPU name can be an AVX2 or an AVX-512 machine."""
     words = re.sub(r"\(r\)|\(tm\)|cpu|processor|@.*|\d+-core", " ", info["cpu"].lower())
     slug = "-".join(re.findall(r"[a-z0-9]+", words))[:40] or "cpu"
-    slug = f"{slug}-{info['cores']}c"
+    slug = f"{slug}-{info['cores']}c-{info.get('isa') or isa_class(info)}"
     if info.get("gpu"):
         slug += "-" + "-".join(re.findall(r"[a-z0-9]+", info["gpu"].lower().replace("nvidia", "")))[:24]
     return slug
@@ -224,8 +239,7 @@ def job_for(model, config):
                            native=config["shape_mode"] == "dynamic", workspace=config["workspace"],
                            options=config["options"])
     if config["shape_mode"] == "static":
-        job.spec["frontend"]["shape"] = {next(iter(job.spec["frontend"]["shape"])): [config["batch"],
-                                                                                     *config["shape"]]}
+        job.spec["frontend"]["shape"] = {"input": [config["batch"], *config["shape"]]}
     return job
 
 

@@ -77,6 +77,11 @@ def test_saved_document_validates_as_bench(tmp_path):
 
 
 def test_machine_id_is_a_slug():
-    assert bench.machine_id({"cpu": "Intel(R) Xeon(R) Platinum 8480+ @ 2.0GHz", "cores": 16, "gpu": None}) \
-        == "intel-xeon-platinum-8480-16c"
-    assert bench.machine_id({"cpu": "AMD EPYC", "cores": 2, "gpu": "NVIDIA H200"}) == "amd-epyc-2c-h200"
+    assert bench.machine_id({"cpu": "Intel(R) Xeon(R) Platinum 8480+ @ 2.0GHz", "cores": 16, "gpu": None,
+                             "flags": ["avx2", "fma", "avx512f", "avx512_vnni", "amx_tile", "amx_int8"]}) \
+        == "intel-xeon-platinum-8480-16c-amx"
+    # the same CPU name on an AVX2-only and an AVX-512 VNNI machine: two ids, two bench files
+    assert bench.machine_id({"cpu": "AMD EPYC", "cores": 2, "flags": ["avx2", "fma"]}) == "amd-epyc-2c-avx2"
+    assert bench.machine_id({"cpu": "AMD EPYC", "cores": 2, "flags": ["avx2", "fma", "avx512f", "avx512_vnni"]}) \
+        == "amd-epyc-2c-avx512-vnni"
+    assert bench.machine_id({"cpu": "AMD EPYC", "cores": 2, "gpu": "NVIDIA H200"}) == "amd-epyc-2c-cuda-h200"
