@@ -19,6 +19,7 @@ from filelock import FileLock
 
 from modelzoo import documents, paths, weights
 from modelzoo.errors import ZooError
+from modelzoo.padding import padded, wrap
 
 # Vendor compilers named in reference-zoo build yamls that no open runtime here provides.
 VENDOR_BACKENDS = {"tvm_vacc": "the VastAI NPU compiler (vamc)"}
@@ -48,7 +49,12 @@ class Job:
 
     @property
     def shape(self):
-        return next(iter(self.spec["frontend"]["shape"].values()))
+        """The export shape: the build yaml's frontend.shape, else the card's input.shape, with H and W rounded
+        up to the card's input.multiple_of (the session pads inputs to it, see modelzoo.padding)."""
+        frontend = self.spec["frontend"].get("shape") or {"input": self.model.input_shape()}
+        batch, channels, height, width = next(iter(frontend.values()))
+        multiple = self.model.multiple_of
+        return [batch, channels, padded(height, multiple), padded(width, multiple)]
 
     def torch_module(self):
         """The plugin's network with verified weights, wrapped by its deploy patch, in eval mode."""
@@ -144,6 +150,7 @@ def cache_key(job):
         "weights_sha256": job.model.weights_entry(job.variant)["sha256"],
         "build": {k: v for k, v in job.spec.items() if k != "workspace"},
         "backend": job.backend.name,
+        "shape": job.shape,
         "native": job.native,
         "versions": versions("torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common"),
     }
@@ -241,5 +248,6 @@ def artifact_hash(job):
 
 
 def load(job, threads=0, force=False, log=print):
-    """Compile if needed, then open a session (under the artifact's lock)."""
-    return ensure(job, force=force, log=log, then=lambda manifest: job.backend.load(job, threads=threads))
+    """Compile if needed, then open a session (under the artifact's lock) that meets the card's input.multiple_of."""
+    session = ensure(job, force=force, log=log, then=lambda manifest: job.backend.load(job, threads=threads))
+    return wrap(session, job.model.multiple_of)

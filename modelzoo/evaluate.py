@@ -8,6 +8,7 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +19,49 @@ from modelzoo import documents, imaging, runner, weights
 from modelzoo.errors import ZooError
 
 
+@dataclass(frozen=True)
+class Metric:
+    """What an evaluator measures; run, eval, publish and the templates show whatever is declared."""
+
+    name: str  # the key in scores and results files
+    label: str  # for tables, e.g. an abbreviation
+    unit: str = ""  # "dB"; empty for a unitless index
+    higher_is_better: bool = True
+    digits: int = 3  # decimals shown in tables
+    description: str = ""
+    tolerance: float = 0.0  # a build this much worse than fp32 still counts as accurate (automatic choice)
+
+    def format(self, value, digits=None):
+        return "-" if value is None else f"{value:.{self.digits if digits is None else digits}f}"
+
+    def heading(self):
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    def as_dict(self):
+        return asdict(self)
+
+
 class Evaluator:
-    """`score(prediction, reference, protocol)`: prediction is float RGB in [0, 1], reference uint8 RGB."""
+    """`score(prediction, reference, protocol)` -> {metric name: value} for every declared Metric.
+
+    prediction is float RGB in [0, 1], reference uint8 RGB.
+    """
 
     name = ""
     tasks = ()
-    metrics = ()
+    metrics = ()  # Metric declarations, the first one the headline (plots, leaderboard sorting)
     plugin = ""
 
     def score(self, prediction, reference, protocol):
         raise NotImplementedError
+
+
+def metrics_of(registry, scores):
+    """Metric declarations for the metric names in `scores` (dicts of name -> value), in order of appearance;
+    a name no evaluator declares is shown as it is."""
+    declared = {m.name: m for evaluator in registry.evaluators.values() for m in evaluator.metrics}
+    names = dict.fromkeys(name for score in scores for name in score)
+    return [declared.get(name) or Metric(name, name, digits=4) for name in names]
 
 
 def for_task(registry, task):

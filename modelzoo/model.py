@@ -90,8 +90,71 @@ class Model:
     def input_shape(self):
         return list(self.card["input"]["shape"])
 
+    @property
+    def multiple_of(self):
+        """Height and width the network needs to be multiples of (card input.multiple_of, default 1)."""
+        return self.card["input"].get("multiple_of", 1)
+
+    # -- post-processing parameters ----------------------------------------
+    def parameter_defaults(self):
+        return {name: spec["default"] for name, spec in self.card["postprocess"].items()}
+
+    def check_params(self, params, where="--set"):
+        return check_params(self.card, params, where)
+
     def enhance(self, outputs, **params):
         """postprocess with the card's defaults filled in; always float32 RGB in [0, 1]."""
-        merged = {**self.card["postprocess"], **params}
+        merged = {**self.parameter_defaults(), **self.check_params(params, "postprocess")}
         image = np.asarray(self.postprocess(outputs, **merged), dtype=np.float32)
         return np.clip(image, 0.0, 1.0)
+
+
+def check_params(card, params, where="--set"):
+    """Post-processing parameters checked against the card's declarations and converted to their type.
+
+    Values may be strings (from the command line); an unknown name or a value of the wrong type or out of range
+    is a one-line ZooError naming the parameter and what is allowed.
+    """
+    declared = card["postprocess"]
+    checked = {}
+    for name, value in params.items():
+        if name not in declared:
+            allowed = ", ".join(declared) or "none"
+            raise ZooError(f"{where} {name}: {card['name']} has no post-processing parameter '{name}' "
+                           f"(allowed: {allowed})")
+        checked[name] = _convert(value, declared[name], f"{where} {name}")
+    return checked
+
+
+def _convert(value, spec, label):
+    """One parameter value as its declared type, inside its declared range or choices."""
+    kind = spec["type"]
+    try:
+        if kind == "boolean":
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value = value.lower() in ("true", "1", "yes")
+            value = bool(value)
+        elif kind == "integer":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            value = int(value)
+        elif kind == "number":
+            if isinstance(value, bool):
+                raise ValueError
+            value = float(value)
+            if value != value:  # NaN passes no range check
+                raise ValueError
+        else:
+            value = str(value)
+    except (TypeError, ValueError):
+        article = "an" if kind == "integer" else "a"
+        raise ZooError(f"{label}: expected {article} {kind}, got '{value}'") from None
+    low, high = spec.get("minimum"), spec.get("maximum")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"{low if low is not None else '-inf'} to {high if high is not None else 'inf'}"
+        raise ZooError(f"{label}: {value} is out of range ({bounds})")
+    if spec.get("choices") and value not in spec["choices"]:
+        raise ZooError(f"{label}: '{value}' is not one of {', '.join(spec['choices'])}")
+    return value

@@ -122,7 +122,7 @@ def preprocess_steps(model, vdsp):
     return lines
 
 
-def info_rows(model, evals):
+def info_rows(model, evals, metrics):
     """Model Info rows: the card's reported numbers (cited), then every results file (measured here)."""
     card = model.card
     cx = card["complexity"]
@@ -133,17 +133,17 @@ def info_rows(model, evals):
         rows.append({"label": entry["label"], "source": entry["source"], "link": entry.get("citation"),
                      "protocol": entry["protocol"], "dataset": entry["dataset"],
                      "flops": fmt(entry.get("gflops")), "params": fmt(entry.get("params_m")),
-                     "psnr": fmt(entry["psnr"]), "ssim": fmt(entry["ssim"]), "shape": shape,
+                     "scores": [m.format(entry["metrics"].get(m.name)) for m in metrics], "shape": shape,
                      "note": entry.get("note", ""), "measured": False})
     for file, document in evals:
-        for protocol, metrics in document["metrics"].items():
+        for protocol, scores in document["metrics"].items():
             variant = "" if document["variant"] == model.default_variant else f" {document['variant']}"
             rows.append({"label": f"{card['title']}{variant} {document['build']} ({document['backend']} "
                                   f"{document['dtype']})",
                          "source": "measured here", "link": results_link(model, file), "file": file,
                          "protocol": protocol, "dataset": document["dataset"]["name"], "flops": counted_flops,
-                         "params": counted_params, "psnr": fmt(metrics["mean"]["psnr"]),
-                         "ssim": fmt(metrics["mean"]["ssim"]), "shape": shape, "note": "", "measured": True})
+                         "params": counted_params, "shape": shape, "note": "", "measured": True,
+                         "scores": [m.format(scores["mean"].get(m.name)) for m in metrics]})
     return rows
 
 
@@ -152,14 +152,14 @@ def results_link(model, file):
     return f"models/{model.folder.name}/{model.card.get('results') or 'results'}/{file}"
 
 
-def headline(model, evals, lat):
-    """One PSNR/SSIM and one latency for the index: the fp32 build's, first protocol of the card."""
+def headline(model, evals, lat, metrics):
+    """One set of scores and one latency for the index: the fp32 build's, first protocol of the card."""
     protocol = next(iter(model.card["protocols"]))
     best = None
     for file, document in sorted(evals, key=lambda e: (e[1]["dtype"] != "fp32", e[1]["build"] != "fp32", e[0])):
         if protocol in document["metrics"]:
             mean = document["metrics"][protocol]["mean"]
-            best = {"psnr": fmt(mean["psnr"]), "ssim": fmt(mean["ssim"]), "protocol": protocol,
+            best = {"scores": [m.format(mean.get(m.name)) for m in metrics], "protocol": protocol,
                     "build": document["build"], "backend": document["backend"]}
             break
     fastest = None
@@ -169,30 +169,30 @@ def headline(model, evals, lat):
     return best, fastest
 
 
-def model_index(model, evals, registry):
+def model_index(model, evals, registry, metrics):
     task = model.card["task"]
     results = []
     for file, document in evals:
         data = document["dataset"]
         description = getattr(registry.datasets.get(data["name"]), "description", "") if registry else ""
-        for protocol, metrics in document["metrics"].items():
+        for protocol, scores in document["metrics"].items():
             label = f"{protocol} protocol, {document['build']} {document['backend']} {document['dtype']}"
             results.append({
                 "task": {"type": "image-to-image", "name": TASK_NAMES.get(task, task)},
                 "dataset": {"name": (description.split(":")[0] if description else data["name"]),
                             "type": data["name"], "split": data["split"]},
-                "metrics": [{"type": "psnr", "value": round(metrics["mean"]["psnr"], 4), "name": f"PSNR ({label})"},
-                            {"type": "ssim", "value": round(metrics["mean"]["ssim"], 4), "name": f"SSIM ({label})"}],
+                "metrics": [{"type": m.name, "value": round(scores["mean"][m.name], 4), "name": f"{m.label} ({label})"}
+                            for m in metrics if m.name in scores["mean"]],
             })
     return [{"name": model.name, "results": results}]
 
 
-def front_matter(model, evals, registry):
+def front_matter(model, evals, registry, metrics):
     lic = license_info(model.card)
     tags = sorted({*model.card.get("tags", []), model.card["task"], "modelzoo", "onnx", "pytorch"})
     metadata = {"license": lic["hf"], "tags": tags, "pipeline_tag": "image-to-image", "library_name": "pytorch",
-                "datasets": list(model.card["datasets"]), "metrics": ["psnr", "ssim"],
-                "model-index": model_index(model, evals, registry)}
+                "datasets": list(model.card["datasets"]), "metrics": [m.name for m in metrics],
+                "model-index": model_index(model, evals, registry, metrics)}
     if lic["hf_name"]:
         metadata["license_name"] = lic["hf_name"]
         metadata["license_link"] = lic["url"]
@@ -207,10 +207,15 @@ def dump_yaml(data):
 
 def context(model, registry=None):
     """Everything the Markdown and HTML templates show for one model."""
+    from modelzoo.evaluate import for_task
+    from modelzoo.plugins import registry as default_registry
+
+    registry = registry or default_registry()
     card = model.card
+    metrics = for_task(registry, card["task"]).metrics
     evals, benches = measured(model)
     lat = latencies(benches)
-    best, fastest = headline(model, evals, lat)
+    best, fastest = headline(model, evals, lat, metrics)
     cx = card["complexity"]
     protocols = [{"name": name, "description": spec["description"].strip(),
                   "postprocess": ", ".join(f"{k}={v}" for k, v in sorted(spec.get("postprocess", {}).items())),
@@ -222,16 +227,17 @@ def context(model, registry=None):
         datasets.append({"name": name, "description": getattr(ds, "description", ""),
                          "split": getattr(ds, "split", "")})
     post_doc = inspect.getdoc(type(model).postprocess) if type(model).postprocess is not Model.postprocess else ""
-    metadata = front_matter(model, evals, registry)
+    metadata = front_matter(model, evals, registry, metrics)
     return {
         "generated": NOTICE, "name": model.name, "card": card, "title": card["title"],
         "card_path": f"models/{model.folder.name}/card.yaml",
         "license": license_info(card), "preprocess": preprocess_steps(model, model.vdsp()),
         "vdsp_path": f"models/{model.folder.name}/{card['vdsp_params']}",
         "postprocess_doc": post_doc or "", "postprocess_params": ", ".join(
-            f"{k}={v}" for k, v in sorted(card["postprocess"].items())) or "none",
+            f"{k}={v['default']}" for k, v in sorted(card["postprocess"].items())) or "none",
         "outputs": card["outputs"], "operators": card["operators"], "protocols": protocols,
-        "datasets": datasets, "rows": info_rows(model, evals), "latency": lat, "best": best, "fastest": fastest,
+        "datasets": datasets, "rows": info_rows(model, evals, metrics), "latency": lat, "best": best,
+        "fastest": fastest, "metrics": metrics,
         "complexity": {"params": f"{cx['params']:,}", "macs": fmt(cx["macs"] / 1e9, 2),
                        "flops": fmt(2 * cx["macs"] / 1e9, 1), "shape": "x".join(map(str, cx["shape"])),
                        "note": (cx.get("note") or "").strip()},
@@ -287,12 +293,13 @@ def _image_order(name):
 
 
 def plots(ctx, folder):
-    """SVG plots from the results files: per-image PSNR per build (one panel per protocol) and, with bench
-    files, PSNR vs latency. Returns [{file, title, caption}]."""
+    """SVG plots from the results files: the evaluator's first metric per image per build (one panel per
+    protocol) and, with bench files, that metric against latency. Returns [{file, title, caption}]."""
     evals = ctx["eval_docs"]
     written = []
     if not evals:
         return written
+    lead = ctx["metrics"][0]
     plt = _pyplot()
     protocols = [p["name"] for p in ctx["protocols"]]
     figure, axes = plt.subplots(len(protocols), 1, figsize=(8, 2.6 * len(protocols)), squeeze=False)
@@ -301,20 +308,20 @@ def plots(ctx, folder):
         for index, (file, document) in enumerate(evals):
             images = document["metrics"].get(protocol, {}).get("images", {})
             names = sorted(images, key=_image_order)
-            axis.plot(range(len(names)), [images[n]["psnr"] for n in names], marker=markers[index % len(markers)],
+            axis.plot(range(len(names)), [images[n][lead.name] for n in names], marker=markers[index % len(markers)],
                       linewidth=1, markersize=4,
                       label=f"{document['build']} {document['backend']} {document['dtype']}")
             axis.set_xticks(range(len(names)), names, fontsize=7)
-        axis.set_title(f"{ctx['title']}: PSNR per image, {protocol} protocol "
+        axis.set_title(f"{ctx['title']}: {lead.label} per image, {protocol} protocol "
                        f"({evals[0][1]['dataset']['name']})")
-        axis.set_ylabel("PSNR (dB)")
+        axis.set_ylabel(lead.heading())
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=7, loc="best")
     figure.tight_layout()
-    save_svg(figure, folder / "psnr-per-image.svg")
+    save_svg(figure, folder / f"{lead.name}-per-image.svg")
     plt.close(figure)
-    written.append({"file": "psnr-per-image.svg", "title": "PSNR per image",
-                    "caption": "Per-image PSNR on each measured build, from the results files."})
+    written.append({"file": f"{lead.name}-per-image.svg", "title": f"{lead.label} per image",
+                    "caption": f"Per-image {lead.label} on each measured build, from the results files."})
     lat = ctx["latency"]
     protocol = protocols[0]
     points = []
@@ -322,7 +329,7 @@ def plots(ctx, folder):
         for row in lat:
             if (row["build"], row["backend"]) == (document["build"], document["backend"]) \
                     and protocol in document["metrics"]:
-                points.append((row["p50"], document["metrics"][protocol]["mean"]["psnr"],
+                points.append((row["p50"], document["metrics"][protocol]["mean"][lead.name],
                                f"{row['build']} {row['backend']} ({row['machine']})"))
     if points:
         figure, axis = plt.subplots(figsize=(6, 3.6))
@@ -330,15 +337,15 @@ def plots(ctx, folder):
             axis.scatter([x], [y], marker=markers[index % len(markers)], label=label)
         axis.set_xscale("log")
         axis.set_xlabel("latency per image, p50 (ms, log scale)")
-        axis.set_ylabel(f"mean PSNR, {protocol} protocol (dB)")
-        axis.set_title(f"{ctx['title']}: PSNR vs latency per build and backend")
+        axis.set_ylabel(f"mean {lead.heading()}, {protocol} protocol")
+        axis.set_title(f"{ctx['title']}: {lead.label} vs latency per build and backend")
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=7, loc="best")
         figure.tight_layout()
-        save_svg(figure, folder / "psnr-latency.svg")
+        save_svg(figure, folder / f"{lead.name}-latency.svg")
         plt.close(figure)
-        written.append({"file": "psnr-latency.svg", "title": "PSNR vs latency",
-                        "caption": "Mean PSNR (results files) against per-image p50 latency (bench files)."})
+        written.append({"file": f"{lead.name}-latency.svg", "title": f"{lead.label} vs latency",
+                        "caption": f"Mean {lead.label} (results files) against per-image p50 latency (bench files)."})
     return written
 
 
@@ -440,8 +447,12 @@ def publish(models, out="docs", site=None, lol=False, images=True, registry=None
         imaging.atomic_write(models_dir / f"{model.name}.html", render("model.html.j2", **ctx))
         written += [models_dir / f"{model.name}.md", models_dir / f"{model.name}.html"]
         contexts.append(ctx)
-    every = index_entries(registry, contexts)
-    imaging.atomic_write(out / "index.html", render("index.html.j2", generated=NOTICE, models=every, lol=False))
+    every, board = index_entries(registry, contexts)
+    if board["rows"]:
+        board["plot"] = plot_leaderboard(board, out / LEADERBOARD_PLOT)
+        written.append(out / LEADERBOARD_PLOT)
+    imaging.atomic_write(out / "index.html", render("index.html.j2", generated=NOTICE, models=every, board=board,
+                                                    lol=False))
     written.append(out / "index.html")
     if site or lol:
         written += build_site(models, contexts, out, Path(site or "site"), lol, registry, weights, data_root, log)
@@ -449,10 +460,76 @@ def publish(models, out="docs", site=None, lol=False, images=True, registry=None
 
 
 def index_entries(registry, contexts):
-    """The index lists every registered model, also when only some were published this time."""
+    """The index lists every registered model, also when only some were published this time: (model
+    summaries, leaderboard)."""
     done = {c["name"]: c for c in contexts}
-    every = [context_summary(done.get(m.name) or context(m, registry)) for m in registry.models.values()]
-    return sorted(every, key=lambda e: e["name"])
+    every = [done.get(m.name) or context(m, registry) for m in registry.models.values()]
+    return sorted((context_summary(c) for c in every), key=lambda e: e["name"]), leaderboard(every)
+
+
+COMMERCIAL = {"commercial": "yes", "non-commercial": "no", "unknown": "unknown"}
+LEADERBOARD_PLOT = "leaderboard.svg"
+
+
+def leaderboard(contexts):
+    """Every model's measured builds in one table: one row per model, build and backend on each dataset, scored
+    under the model's first protocol (default weights variant), with counted parameters and MACs, p50 latency
+    from the bench files of one machine (the one most bench files come from) and the licence."""
+    from collections import Counter
+
+    machines = Counter(row["machine"] for ctx in contexts for row in ctx["latency"])
+    machine = machines.most_common(1)[0][0] if machines else None
+    metrics = list({m.name: m for ctx in contexts for m in ctx["metrics"]}.values())
+    rows = []
+    for ctx in contexts:
+        protocol, card = ctx["protocols"][0]["name"], ctx["card"]
+        default_variant = next(iter(card["weights"]))
+        for file, document in ctx["eval_docs"]:
+            if protocol not in document["metrics"] or document["variant"] != default_variant:
+                continue
+            mean = document["metrics"][protocol]["mean"]
+            latency = next((row for row in ctx["latency"] if row["machine"] == machine and row["shape_mode"] != "dynamic"
+                            and (row["build"], row["backend"]) == (document["build"], document["backend"])), None)
+            rows.append({"name": ctx["name"], "title": ctx["title"], "build": document["build"],
+                         "backend": document["backend"], "dtype": document["dtype"],
+                         "dataset": document["dataset"]["name"], "protocol": protocol, "values": mean,
+                         "scores": [m.format(mean.get(m.name)) for m in metrics],
+                         "params": card["complexity"]["params"], "macs": fmt(card["complexity"]["macs"] / 1e9, 2),
+                         "latency": latency["p50"] if latency else None, "license": ctx["license"]["id"],
+                         "commercial": COMMERCIAL[ctx["license"]["use"]]})
+    lead = metrics[0] if metrics else None
+    sign = -1 if lead is not None and lead.higher_is_better else 1
+    rows.sort(key=lambda r: (r["dataset"], sign * r["values"].get(lead.name, float("nan")), r["name"], r["build"],
+                             r["backend"]))
+    return {"rows": rows, "metrics": metrics, "machine": machine, "plot": None}
+
+
+def plot_leaderboard(board, path):
+    """Quality (the first declared metric) against latency on the leaderboard's machine, one colour per model."""
+    lead = board["metrics"][0]
+    points = [r for r in board["rows"] if r["latency"] is not None and lead.name in r["values"]]
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    names = list(dict.fromkeys(r["name"] for r in points))
+    markers = "osD^v<>px*"
+    for index, name in enumerate(names):
+        mine = [r for r in points if r["name"] == name]
+        axis.scatter([r["latency"] for r in mine], [r["values"][lead.name] for r in mine], label=name,
+                     marker=markers[index % len(markers)])
+        for r in mine:
+            axis.annotate(f"{r['build']}/{r['backend'][:4]}", (r["latency"], r["values"][lead.name]), fontsize=6,
+                          xytext=(3, 2), textcoords="offset points")
+    axis.set_xscale("log")
+    axis.set_xlabel(f"latency per image, p50 (ms, log scale; {board['machine']})")
+    axis.set_ylabel(f"mean {lead.heading()}")
+    axis.set_title(f"{lead.label} against CPU latency, every model and build")
+    axis.grid(True, alpha=0.3)
+    if names:
+        axis.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    save_svg(figure, path)
+    plt.close(figure)
+    return path.name
 
 
 def context_summary(ctx):
@@ -476,8 +553,11 @@ def build_site(models, contexts, out, site, lol, registry, weights, data_root, l
             written.append(page)
         imaging.atomic_write(site / "models" / f"{model.name}.html", render("model.html.j2", **ctx))
         written.append(site / "models" / f"{model.name}.html")
-    every = index_entries(registry, contexts)
-    imaging.atomic_write(site / "index.html", render("index.html.j2", generated=NOTICE, models=every, lol=lol))
+    every, board = index_entries(registry, contexts)
+    if board["rows"]:
+        board["plot"] = plot_leaderboard(board, site / LEADERBOARD_PLOT)
+    imaging.atomic_write(site / "index.html", render("index.html.j2", generated=NOTICE, models=every, board=board,
+                                                     lol=lol))
     written.append(site / "index.html")
     return written
 
@@ -507,7 +587,7 @@ def lol_pairs(model, ctx, site_models, registry, weights, data_root, log):
         pairs.append({"name": item.name, "low": f"{model.name}/{dataset.name}/{item.name}-low.png",
                       "out": f"{model.name}/{dataset.name}/{item.name}-out.png",
                       "high": f"{model.name}/{dataset.name}/{item.name}-high.png" if item.reference else None,
-                      "psnr": fmt(score["psnr"], 2) if score else None,
-                      "ssim": fmt(score["ssim"], 3) if score else None})
+                      "score": ", ".join(f"{m.label} {m.format(score.get(m.name))}{' ' + m.unit if m.unit else ''}"
+                                         for m in ctx["metrics"]) if score else None})
     return {"dataset": dataset.name, "description": dataset.description, "items": pairs,
             "label": enhancer.label}

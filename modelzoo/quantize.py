@@ -47,6 +47,7 @@ def calibration_inputs(job):
     """The build yaml's calibration images, preprocessed by its process_ops, as float32 NCHW arrays."""
     from modelzoo.datasets import Item
     from modelzoo.imaging import list_images, read_rgb, resize
+    from modelzoo.padding import pad_to_multiple
     from modelzoo.plugins import registry
 
     dataset = job.spec.get("dataset")
@@ -67,12 +68,13 @@ def calibration_inputs(job):
         image = read_rgb(path)
         x = image.astype(np.float32) / 255.0
         for op in dataset.get("process_ops") or []:
-            if op["type"] == "Resize":
-                height, width = op["size"]
+            if op["type"] == "Resize":  # without a size: the card's input shape
+                height, width = op.get("size") or job.model.input_shape()[2:]
                 x = resize(image, width, height).astype(np.float32) / 255.0
             elif op["type"] == "Normalize" and op.get("mean") is not None:
                 x = (x * 255.0 - np.float32(op["mean"])) / np.float32(op.get("std") or [1, 1, 1])
-        arrays.append(np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32))
+        x = np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+        arrays.append(pad_to_multiple(x, job.model.multiple_of))  # as the session will pad it
     return arrays
 
 

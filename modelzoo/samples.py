@@ -2,8 +2,8 @@
 
 low = clip(0.35 * x ** 2.2 + noise, 0, 1) on x = photo / 255, where noise ~ N(0, 0.012^2) per pixel with a
 fixed seed: the gamma curve crushes shadows the way under-exposure does, the factor dims the image, the noise
-stands in for sensor noise. The originals serve as references, so `modelzoo run` with no --input also reports
-PSNR/SSIM.
+stands in for sensor noise. The originals serve as references, so `modelzoo run` with no --input also scores
+its outputs.
 """
 from pathlib import Path
 

@@ -47,8 +47,9 @@ def referenced(card_path, card):
             problems.append(f"{card_path}: {field}: '{relative}' does not exist")
             continue
         found, checked = validate_file(target)
-        problems += found
+        problems += found or agrees_with_card(target, kind, card)
         count += checked
+    problems += declared_params(card_path, card)
     results = card.get("results")
     if results:
         folder = card_path.parent / results
@@ -57,6 +58,38 @@ def referenced(card_path, card):
             problems += found
             count += checked
     return problems, count
+
+
+def agrees_with_card(path, kind, card):
+    """The input size lives in the card: a build yaml or vdsp params file that repeats it must agree."""
+    height, width = card["input"]["shape"][2:]
+    document = documents.read(path)
+    if kind == "vdsp":
+        config = document["OpConfig"]
+        return [f"{path}: OpConfig.{key}: {config[key]} differs from the card's input.shape ({height}x{width})"
+                for key, expected in (("OimageHeight", height), ("OimageWidth", width)) if config[key] != expected]
+    problems = [f"{path}: frontend.shape.{name}: {shape} differs from the card's input.shape "
+                f"{card['input']['shape']} (leave it out to inherit the card's)"
+                for name, shape in (document["frontend"].get("shape") or {}).items()
+                if list(shape) != list(card["input"]["shape"])]
+    ops = (document.get("dataset") or {}).get("process_ops") or []
+    problems += [f"{path}: dataset.process_ops[{i}].size: {op['size']} differs from the card's input.shape "
+                 f"({height}x{width}; leave it out to inherit the card's)"
+                 for i, op in enumerate(ops) if op.get("size") and list(op["size"]) != [height, width]]
+    return problems
+
+
+def declared_params(card_path, card):
+    """Each protocol's post-processing values must be parameters the card declares, in range."""
+    from modelzoo.model import check_params
+
+    problems = []
+    for name, protocol in card["protocols"].items():
+        try:
+            check_params(card, protocol["postprocess"], f"{card_path}: protocols.{name}.postprocess:")
+        except ZooError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def validate_everything(registry):

@@ -102,3 +102,32 @@ def test_non_commercial_licence_must_say_so(card_copy):
     assert problems == [f"{card_copy}: license.use: 'non-commercial' was expected"]
     rewrite(card_copy, lambda c: c.update(license={"id": "CC-BY-NC-4.0", "use": "non-commercial"}))
     assert validate_file(card_copy)[0] == []
+
+
+def test_the_input_shape_lives_in_the_card(card_copy):
+    """Build yamls inherit the card's input.shape; one that repeats it differently, or vdsp params that
+    disagree, is a problem naming the file and the field."""
+    int8 = card_copy.parent / "build" / "int8.yaml"
+    assert "shape" not in yaml.safe_load(int8.read_text())["frontend"]
+    assert validate_file(card_copy)[0] == []
+    rewrite(int8, lambda b: b["frontend"].update(shape={"input": [1, 3, 300, 600]}))
+    rewrite(int8, lambda b: b["dataset"]["process_ops"][1].update(size=[400, 601]))
+    vdsp = card_copy.parent / "vdsp_params.json"
+    vdsp.write_text(vdsp.read_text().replace('"OimageWidth": 600', '"OimageWidth": 640'))
+    problems, _ = validate_file(card_copy)
+    assert any(p.startswith(f"{int8}: frontend.shape.input: [1, 3, 300, 600] differs") for p in problems), problems
+    assert any(p.startswith(f"{int8}: dataset.process_ops[1].size: [400, 601] differs") for p in problems)
+    assert any(p.startswith(f"{vdsp}: OpConfig.OimageWidth: 640 differs") for p in problems)
+
+
+def test_protocol_parameters_must_be_declared(card_copy):
+    rewrite(card_copy, lambda c: c["protocols"]["paper"]["postprocess"].update(gama=0.14))
+    problems, _ = validate_file(card_copy)
+    assert problems == [f"{card_copy}: protocols.paper.postprocess: gama: pairlie has no post-processing "
+                        f"parameter 'gama' (allowed: gamma)"]
+
+
+def test_parameter_declarations_need_type_and_default(card_copy):
+    rewrite(card_copy, lambda c: c["postprocess"]["gamma"].pop("type"))
+    problems, _ = validate_file(card_copy)
+    assert problems == [f"{card_copy}: postprocess.gamma: 'type' is a required property"]

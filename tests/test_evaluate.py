@@ -6,6 +6,7 @@ import pytest
 
 from conftest import LOL, needs_shared
 from modelzoo import documents, runner
+from modelzoo.plugins import registry
 
 pytestmark = needs_shared
 NAMES = ("1", "22", "111")
@@ -106,7 +107,6 @@ def test_lol_eval15_both_protocols(cli, tmp_path):
 
 def test_build_all_skips_what_cannot_run_here(pairlie, monkeypatch):
     from modelzoo.compile import select_builds
-    from modelzoo.plugins import registry
 
     chosen, skipped = select_builds(pairlie, "all", "torch")
     assert chosen == ["fp32", "fp16"]  # int8 is not a torch dtype; ncnn yamls are not re-run on torch
@@ -122,8 +122,32 @@ def test_eval_all_compares_every_model_in_one_table(cli, subset, tmp_path):
                  "--protocol", "zoo", "--quiet")
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.stdout.splitlines()[2:] if line and not line.startswith("lol")]
-    assert {row[0] for row in rows} == {"pairlie", "sci"}
+    assert {row[0] for row in rows} == set(registry().models)
     assert all(float(row[5]) > 10 for row in rows)  # zoo psnr column
     for model in ("pairlie", "sci"):  # one folder per model, so equal file names cannot collide
         saved = json.loads((tmp_path / model / "eval-lol-eval15-fp32-onnxruntime.json").read_text())
         assert saved["model"] == model
+
+
+def test_the_engine_names_no_metric():
+    """Metrics belong to evaluators: apart from the metric-functions module, nothing in the engine or the
+    schemas names one (run, eval, publish and the templates show what the evaluator declares)."""
+    import re
+
+    from conftest import ROOT
+
+    word = re.compile(r"\b(psnr|ssim)\b", re.IGNORECASE)
+    files = [p for folder in ("modelzoo", "schemas") for p in (ROOT / folder).rglob("*")
+             if p.suffix in (".py", ".j2", ".json") and p != ROOT / "modelzoo" / "metrics.py"]
+    named = [f"{p.relative_to(ROOT)}:{n}" for p in files for n, line in enumerate(p.read_text().splitlines(), 1)
+             if word.search(line)]
+    assert files and named == []
+
+
+def test_the_lowlight_evaluator_declares_its_metrics():
+    from modelzoo.evaluate import for_task
+    from modelzoo.plugins import registry
+
+    metrics = for_task(registry(), "low-light-image-enhancement").metrics
+    assert [(m.name, m.unit, m.higher_is_better) for m in metrics] == [("psnr", "dB", True), ("ssim", "", True)]
+    assert all(m.description for m in metrics)

@@ -453,7 +453,7 @@ def test_build_yaml_wrong_type_and_unknown_key(model_copy):
     build = model_copy / "build" / "fp16.yaml"
 
     def damage(spec):
-        spec["frontend"]["shape"]["input"] = "1x3x400x600"
+        spec["frontend"]["shape"] = {"input": "1x3x400x600"}
         spec["backend"]["turbo"] = True
 
     rewrite(build, damage)
@@ -556,7 +556,7 @@ def test_other_architecture_writes_nothing(tmp_path, monkeypatch):
 def tiny_build(tmp_path):
     """The fp32 build yaml at 16x16: the same compile path as fp32, in about a second."""
     spec = yaml.safe_load((PAIRLIE / "build" / "fp32.yaml").read_text())
-    spec["name"], spec["frontend"]["shape"]["input"] = "tiny", [1, 3, 16, 16]
+    spec["name"], spec["frontend"]["shape"] = "tiny", {"input": [1, 3, 16, 16]}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path

@@ -1,7 +1,7 @@
 """The low-light task layer every LIE model shares: LOL and MEF datasets and the PSNR/SSIM evaluator."""
 from modelzoo import hookimpl
 from modelzoo.datasets import Dataset
-from modelzoo.evaluate import Evaluator
+from modelzoo.evaluate import Evaluator, Metric
 from modelzoo.imaging import quantize
 from modelzoo.metrics import score
 
@@ -11,7 +11,13 @@ class LowLightEvaluator(Evaluator):
 
     name = "lowlight"
     tasks = ("low-light-image-enhancement",)
-    metrics = ("psnr", "ssim")
+    metrics = (
+        Metric("psnr", "PSNR", "dB", digits=3, tolerance=0.05,
+               description="peak signal-to-noise ratio against the reference"),
+        Metric("ssim", "SSIM", "", digits=4, tolerance=0.01,
+               description="structural similarity, MATLAB-style (Gaussian 11x11 window, sigma 1.5, K1 0.01, "
+               "K2 0.03, per RGB channel), in [0, 1]"),
+    )
 
     def score(self, prediction, reference, protocol):
         return score(quantize(prediction, protocol["quantize"]), reference)

@@ -33,7 +33,7 @@ from modelzoo.plugins import registry
 @engine_options
 def eval_command(model, all_models, dataset, build, backend, protocol, variant, weights, data_root, from_npz,
                  results, workspace, threads, as_json, quiet, engine, address, workers):
-    """PSNR/SSIM of MODEL's builds on a dataset, per image and mean, written as a results JSON."""
+    """Score MODEL's builds on a dataset (the task evaluator's metrics), per image and mean, as a results JSON."""
     from modelzoo.evaluate import evaluate
 
     if engine == "ray":
@@ -84,16 +84,19 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
 
 
 def summary_table(documents):
-    protocols = sorted({p for d in documents for p in d["metrics"]}, key=lambda p: (p != "zoo", p))
+    from modelzoo.evaluate import metrics_of
+
+    protocols = list(dict.fromkeys(p for d in documents for p in d["metrics"]))
+    metrics = metrics_of(registry(), [e["mean"] for d in documents for e in d["metrics"].values()])
     headers = ["model", "variant", "build", "backend", "dtype"]
     for p in protocols:
-        headers += [f"{p} psnr", f"{p} ssim"]
+        headers += [f"{p} {m.name}" for m in metrics]
     rows = []
     for d in documents:
         row = [d["model"], d["variant"], d["build"], d["backend"], d["dtype"]]
         for p in protocols:
-            mean = d["metrics"].get(p, {}).get("mean")
-            row += [f"{mean['psnr']:.3f}", f"{mean['ssim']:.4f}"] if mean else ["-", "-"]
+            mean = d["metrics"].get(p, {}).get("mean", {})
+            row += [m.format(mean.get(m.name)) for m in metrics]
         rows.append(row)
     dataset = documents[0]["dataset"]
     return table(rows, headers) + f"\n{dataset['name']}: {dataset['images']} images"

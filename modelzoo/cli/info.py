@@ -47,13 +47,14 @@ def info(model, as_json):
         ("operators", ", ".join(c["operators"])),
         ("params", f"{cx['params']:,}"),
         ("MACs / FLOPs", f"{cx['macs'] / 1e9:.2f} G / {2 * cx['macs'] / 1e9:.1f} G at {'x'.join(map(str, cx['shape']))}"),
-        ("postprocess", ", ".join(f"{k}={v}" for k, v in c["postprocess"].items())),
+        ("postprocess", ", ".join(f"{k}={v['default']}" for k, v in c["postprocess"].items())),
         ("protocols", ", ".join(c["protocols"])),
         ("builds", ", ".join(f"{k} ({v})" for k, v in c["builds"].items())),
         ("datasets", ", ".join(c["datasets"])),
     ]
-    rows += [(f"reported: {r['label']}", f"{r['psnr']} dB / {r['ssim']} SSIM ({r['protocol']})")
-             for r in c["reported"]]
+    for r in c["reported"]:
+        scores = ", ".join(f"{name} {value}" for name, value in r["metrics"].items())
+        rows.append((f"reported: {r['label']}", f"{scores} ({r['protocol']})"))
     click.echo(table(rows, ["field", "value"]))
 
 

@@ -57,7 +57,7 @@ def engine_options(function):
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Output folder (default: ./modelzoo-out/MODEL). Outputs keep the inputs' file stems.")
 @click.option("--reference", type=click.Path(path_type=Path), default=None,
-              help="Folder of ground-truth images with matching names: report PSNR/SSIM.")
+              help="Folder of ground-truth images with matching names: score the outputs.")
 @click.option("--protocol", default=None, help="Metric protocol from the card (default: its first).")
 @click.option("--native", is_flag=True, help="Run at each image's own size instead of the vdsp params' size.")
 @click.option("--tile", type=int, default=1024, show_default=True,
@@ -89,6 +89,7 @@ def run(model, input_path, output, reference, protocol, native, tile, overrides,
 
         ray_engine.require()
     m = registry().model(model)
+    overrides = m.check_params(parse_overrides(overrides))  # a misspelt --set fails before any work
     if max_pixels:
         os.environ["MODELZOO_MAX_PIXELS"] = str(max_pixels)
     if datalist is not None:
@@ -111,7 +112,6 @@ def run(model, input_path, output, reference, protocol, native, tile, overrides,
         job, session = ray_engine.prepare_job(m, build, backend, variant, weights, workspace, native, quiet), None
     else:
         job, session = open_session(m, build, backend, variant, weights, workspace, native, threads, quiet)
-    overrides = parse_overrides(overrides)
     chosen = m.protocol(protocol)
     params = {**(chosen[1]["postprocess"] if protocol else {}), **overrides}
     request = runner.Request(m, session, native=native, params=params, overrides=overrides, output=output,
@@ -142,20 +142,21 @@ def run(model, input_path, output, reference, protocol, native, tile, overrides,
     if as_json:
         emit_json(summary)
     else:
-        print_run(summary)
+        print_run(summary, request.evaluator.metrics if request.evaluator else ())
     if summary["failures"]:
         sys.exit(EXIT_PARTIAL if summary["images"] else 1)
 
 
-def print_run(summary):
-    rows = [[Path(i["input"]).name, f"{i.get('psnr', float('nan')):.3f}" if "psnr" in i else "-",
-             f"{i.get('ssim', float('nan')):.4f}" if "ssim" in i else "-", f"{i['seconds']:.3f}"]
+def print_run(summary, metrics=()):
+    """A table of the images (with the evaluator's declared metrics when scored) and a closing line."""
+    rows = [[Path(i["input"]).name, *(m.format(i.get(m.name)) for m in metrics), f"{i['seconds']:.3f}"]
             for i in summary["images"]]
     if rows:
-        click.echo(table(rows, ["image", "psnr", "ssim", "seconds"]))
+        click.echo(table(rows, ["image", *(m.name for m in metrics), "seconds"]))
     if summary.get("mean"):
-        click.echo(f"mean: PSNR {summary['mean']['psnr']:.3f} dB, SSIM {summary['mean']['ssim']:.4f} "
-                   f"({summary['protocol']} protocol)")
+        means = ", ".join(f"{m.label} {m.format(summary['mean'].get(m.name))}{' ' + m.unit if m.unit else ''}"
+                          for m in metrics)
+        click.echo(f"mean: {means} ({summary['protocol']} protocol)")
     for failure in summary["failures"]:
         cause = failure["error"]
         line = cause if cause.startswith(failure["input"]) else f"{failure['input']}: {cause}"
@@ -165,15 +166,13 @@ def print_run(summary):
 
 
 def parse_overrides(overrides):
+    """--set KEY=VALUE pairs as strings; Model.check_params converts them to the card's declared types."""
     params = {}
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key:
             raise ZooError(f"--set {item}: expected KEY=VALUE")
-        try:
-            params[key] = float(value)
-        except ValueError:
-            params[key] = value
+        params[key] = value
     return params
 
 
