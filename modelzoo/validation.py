@@ -53,7 +53,8 @@ def referenced(card_path, card):
     results = card.get("results")
     if results:
         folder = card_path.parent / results
-        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        # hidden files are an evaluation's resume checkpoints, not results
+        for path in sorted(folder.glob("[!.]*.json")) if folder.is_dir() else []:
             found, checked = validate_file(path)
             problems += found
             count += checked
