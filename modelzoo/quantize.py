@@ -232,6 +232,9 @@ def to_int8(job, target):
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     settings = job.spec["backend"].get("quantize") or {}
+    if settings.get("engine") == "nncf":
+        raise ZooError(f"{job.spec_path}: backend.quantize.engine: nncf quantizes for openvino only, not "
+                       f"{job.backend.name} (compile this build with --backend openvino)")
     mode = settings.get("calibrate_mode", "kl_divergence")
     started = time.perf_counter()
     prepared = target.with_name("prepared.onnx")
@@ -257,7 +260,7 @@ def to_int8(job, target):
     save_tensors_data(TensorsData(getattr(CalibrationMethod, CALIBRATE_MODES[mode]), {
         tensor: TensorData(lowest=np.float32(ranges[source][0]), highest=np.float32(ranges[source][1]))
         for tensor, source in plan.items()}), str(cache))
-    skipped = skipped_nodes(onnx.load(str(prepared)), settings)
+    skipped = skipped_nodes(onnx.load(str(prepared)), settings, job.spec_path)
     quantize_static(
         str(prepared), str(target), None,
         quant_format=QuantFormat.QDQ,
@@ -276,12 +279,45 @@ def to_int8(job, target):
                             "float_nodes": skipped, "seconds": round(time.perf_counter() - started, 1)}}
 
 
-def skipped_nodes(model, settings):
+def skipped_nodes(model, settings, label):
     """Convolutions kept in float: by name (skip_nodes) and by position among the Convs (skip_conv_layers,
     negative counts from the end)."""
     convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
     chosen = list(settings.get("skip_nodes") or [])
+    unknown = [name for name in chosen if name not in convs]
+    if unknown:  # a misspelt name would silently quantize the node it meant to keep in float
+        raise ZooError(f"{label}: backend.quantize.skip_nodes: {', '.join(unknown)} is not a Conv of the export "
+                       f"(its Convs: {', '.join(convs[:4])}{', ...' if len(convs) > 4 else ''})")
     for index in settings.get("skip_conv_layers") or []:
         if -len(convs) <= index < len(convs):
             chosen.append(convs[index])
     return sorted(set(chosen))
+
+
+def nncf_int8(job):
+    """OpenVINO int8 through NNCF's post-training quantization (`backend.quantize.engine: nncf`): the fp32 IR
+    quantized on the build yaml's calibration set; skip_nodes / skip_conv_layers stay in float. Returns
+    (the quantized openvino.Model, report)."""
+    import logging
+
+    import nncf
+    import onnx
+    import openvino as ov
+
+    settings = job.spec["backend"].get("quantize") or {}
+    started = time.perf_counter()
+    model = ov.convert_model(str(job.onnx))
+    arrays = calibration_inputs(job)
+    skipped = skipped_nodes(onnx.load(str(job.onnx)), settings, job.spec_path)
+    # the ONNX node names survive conversion as the Convolution ops' friendly names (biases are split off)
+    names = [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "Convolution"
+             and any(op.get_friendly_name().startswith(name) for name in skipped)]
+    logging.getLogger("nncf").setLevel(logging.WARNING)
+    quantized = nncf.quantize(
+        model, nncf.Dataset(arrays), subset_size=len(arrays),
+        preset=nncf.QuantizationPreset.MIXED if settings.get("preset", "mixed") == "mixed"
+        else nncf.QuantizationPreset.PERFORMANCE,
+        fast_bias_correction=settings.get("fast_bias_correction", True),
+        ignored_scope=nncf.IgnoredScope(names=names, validate=False) if names else None)
+    return quantized, {"calibration": {"engine": "nncf", "nncf": nncf.__version__, "images": len(arrays),
+                                       "float_nodes": names, "seconds": round(time.perf_counter() - started, 1)}}

@@ -83,3 +83,75 @@ def test_fp16_and_int8_hold_the_accuracy(cli, tmp_path):
     assert scores["fp16"]["psnr"] == pytest.approx(scores["fp32"]["psnr"], abs=0.02)
     assert scores["fp16"]["ssim"] == pytest.approx(scores["fp32"]["ssim"], abs=0.002)
     assert scores["int8"]["psnr"] >= 18.45 and scores["int8"]["ssim"] >= 0.740
+
+
+def small_nncf_build(folder, keep_float=True):
+    """PairLIE's int8-nncf build at 32x48 on 4 calibration images (NNCF's whole path in seconds); with
+    keep_float=False, without its skip_nodes."""
+    import yaml
+
+    from conftest import ROOT
+
+    spec = yaml.safe_load((ROOT / "models" / "pairlie" / "build" / "int8-nncf.yaml").read_text())
+    spec["frontend"]["shape"] = {"input": [1, 3, 32, 48]}
+    spec["dataset"]["sampler"]["get_data_num"] = 4
+    spec["dataset"]["process_ops"][1]["size"] = [32, 48]
+    if not keep_float:
+        del spec["backend"]["quantize"]["skip_nodes"]
+    path = folder / f"int8-nncf-{'float' if keep_float else 'every'}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture
+def nncf_build(tmp_path):
+    return small_nncf_build(tmp_path)
+
+
+@needs_shared
+def test_nncf_quantizes_for_openvino_and_keeps_the_named_convolutions_float(pairlie, nncf_build, tmp_path):
+    pytest.importorskip("nncf")
+    import openvino as ov
+
+    from modelzoo import compile as compiler
+
+    job = compiler.prepare(pairlie, str(nncf_build), workspace=tmp_path / "ws")
+    assert job.backend.name == "openvino"
+    session = compiler.load(job, log=lambda m: None)
+    assert job.report["calibration"]["engine"] == "nncf" and job.report["calibration"]["images"] == 4
+    assert len(job.report["calibration"]["float_nodes"]) == 3
+    def fake_quantizes(job):
+        ops = ov.Core().read_model(str(job.workdir / "model.xml")).get_ops()
+        return sum(op.get_type_name() == "FakeQuantize" for op in ops)
+
+    all_job = compiler.prepare(pairlie, str(small_nncf_build(tmp_path, keep_float=False)), workspace=tmp_path / "ws")
+    compiler.ensure(all_job, log=lambda m: None)
+    assert all_job.report["calibration"]["float_nodes"] == []
+    assert 0 < fake_quantizes(job) < fake_quantizes(all_job)  # the three named convolutions stayed float
+    x = quantize.calibration_inputs(job)[0]  # an image like those it was calibrated on
+    with torch.no_grad():
+        expected = [o.numpy() for o in job.torch_module()(torch.from_numpy(x))]
+    for got, want in zip(session.run(x), expected):
+        assert got.shape == want.shape and float(np.abs(got - want).mean()) < 0.02
+
+
+@needs_shared
+def test_nncf_builds_are_refused_on_onnxruntime(pairlie, nncf_build, tmp_path):
+    from modelzoo import compile as compiler
+    from modelzoo.errors import ZooError
+
+    job = compiler.prepare(pairlie, str(nncf_build), "onnxruntime", workspace=tmp_path / "ws")
+    with pytest.raises(ZooError, match="engine: nncf quantizes for openvino only, not onnxruntime"):
+        compiler.ensure(job, log=lambda m: None)
+
+
+def test_a_skip_node_that_is_not_in_the_graph_is_an_error(tmp_path):
+    """A misspelt name would otherwise quantize the very convolution it meant to keep in float."""
+    from modelzoo.errors import ZooError
+
+    model = onnx.load(str(export(tmp_path)))
+    conv = next(n.name for n in model.graph.node if n.op_type == "Conv")
+    assert quantize.skipped_nodes(model, {"skip_nodes": [conv]}, "b.yaml") == [conv]
+    with pytest.raises(ZooError, match=r"^b.yaml: backend.quantize.skip_nodes: /conv/Cnv is not a Conv of the "
+                                       r"export \(its Convs: /conv/Conv\)"):
+        quantize.skipped_nodes(model, {"skip_nodes": ["/conv/Cnv"]}, "b.yaml")

@@ -13,6 +13,13 @@ class OpenVINO(Backend):
     def compile(self, job):
         import openvino as ov
 
+        if job.dtype == "int8" and quantizer(job) == "nncf":
+            from modelzoo.quantize import nncf_int8
+
+            model, report = nncf_int8(job)
+            job.report.update(report)
+            ov.save_model(model, str(job.workdir / "model.xml"), compress_to_fp16=False)
+            return ["model.xml", "model.bin"]
         if job.dtype == "fp32" or job.dtype == "fp16":
             source = job.onnx
         elif job.dtype == "int8":
@@ -40,6 +47,11 @@ class OpenVINO(Backend):
         config["INFERENCE_PRECISION_HINT"] = precision(core, job.dtype)
         compiled = core.compile_model(core.read_model(str(job.workdir / "model.xml")), "CPU", config)
         return OpenVINOSession(compiled)
+
+
+def quantizer(job):
+    """Who quantizes an int8 build: modelzoo's own calibrator (a QDQ model, any ONNX runtime) or NNCF."""
+    return (job.spec["backend"].get("quantize") or {}).get("engine", "modelzoo")
 
 
 def precision(core, dtype):
