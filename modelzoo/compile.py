@@ -140,6 +140,14 @@ def versions(*packages):
     return found
 
 
+def code_hash(model):
+    """sha256 over the model folder's Python files: the network and hooks that decide an export's content."""
+    digest = hashlib.sha256()
+    for path in sorted(model.folder.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(job):
     from modelzoo import __version__
 
@@ -148,6 +156,7 @@ def cache_key(job):
         "model": job.model.name,
         "variant": job.variant,
         "weights_sha256": job.model.weights_entry(job.variant)["sha256"],
+        "code_sha256": code_hash(job.model),  # an edited net.py or plugin.py must not reuse old artifacts
         "build": {k: v for k, v in job.spec.items() if k != "workspace"},
         "backend": job.backend.name,
         "shape": job.shape,

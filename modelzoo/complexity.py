@@ -63,9 +63,12 @@ def count_model(model, variant=None, shape=None):
     Weights do not change the counts, so no weight file is needed. `shape` defaults to the card's
     complexity.shape.
     """
+    from modelzoo.padding import padded
+
     network = model.network(variant or model.default_variant)
-    shape = list(shape or model.card["complexity"]["shape"])
-    return count(network, shape)
+    batch, channels, height, width = shape or model.card["complexity"]["shape"]
+    # the network runs at the padded size (input.multiple_of), so that is what it costs
+    return count(network, [batch, channels, padded(height, model.multiple_of), padded(width, model.multiple_of)])
 
 
 def summary(counted):

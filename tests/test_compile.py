@@ -56,3 +56,20 @@ def test_second_compile_is_a_cache_hit_and_records_parity(cli, pairlie):
     job = compiler.prepare(pairlie, "fp32")
     assert compiler.artifact_dir(job).name.startswith("fp32-onnxruntime-fp32-1x3x400x600-")
 
+
+
+def test_editing_the_network_code_changes_the_artifact_key(tmp_path):
+    """The cache key covers the model folder's Python files: an edited net.py never reuses an old artifact."""
+    import shutil
+
+    from conftest import ROOT
+    from modelzoo.compile import code_hash
+    from modelzoo.model import Model
+
+    folder = tmp_path / "sci"
+    shutil.copytree(ROOT / "models" / "sci", folder, ignore=shutil.ignore_patterns("__pycache__", "results"))
+    model = Model(folder / "card.yaml")
+    before = code_hash(model)
+    assert code_hash(model) == before
+    (folder / "net.py").write_text((folder / "net.py").read_text() + "\n# edited\n")
+    assert code_hash(model) != before

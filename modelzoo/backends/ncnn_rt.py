@@ -28,6 +28,7 @@ import numpy as np
 
 from modelzoo.backends import Backend
 from modelzoo.errors import ZooError
+from modelzoo.padding import padded
 
 PARITY_LIMIT = 2e-3
 FILES = ("model.param", "model.bin")
@@ -112,6 +113,7 @@ class Ncnn(Backend):
         height, width = example.shape[2:]
         minimum = max(int(job.model.card["input"].get("min_size") or 1), 8)
         odd = (max(minimum, height // 3) | 1, max(minimum, width // 5) | 1)
+        odd = tuple(padded(side, job.model.multiple_of) for side in odd)  # sessions see padded sizes only
         small = np.random.default_rng(0).random((1, example.shape[1], *odd), dtype=np.float32)
         any_size = self.compare(job, module, session, small)
         worst = max(diff, any_size)
@@ -206,7 +208,9 @@ class NcnnSession:
         for image in x:
             image = np.ascontiguousarray(image)
             extractor = self.net.create_extractor()
-            extractor.input("in0", ncnn.Mat(image))
+            # clone: a Mat wrapping numpy memory has no reference count, and an in-place first layer (UnaryOp
+            # square, ReLU) reading the input blob crashes extract() with a segfault
+            extractor.input("in0", ncnn.Mat(image).clone())
             outputs = []
             for index in range(self.outputs):
                 status, mat = extractor.extract(f"out{index}")
