@@ -30,9 +30,7 @@ def curve(x, alpha):
     """One light-enhancement curve LE(x; alpha) = x + alpha * (x^2 - x).
 
     x * x is bit-identical to the official torch.pow(x, 2) in torch, and exports as a two-input multiply
-    instead of a one-input Pow/square. ncnn runs a one-input op in place, which crashes (segmentation fault)
-    when its input is the session's input blob, as in the first iteration here: the zoo's ncnn session hands
-    ncnn the numpy array without a reference count.
+    instead of a one-input Pow/square, which ncnn would run in place on its input blob.
     """
     return x + alpha * (x * x - x)
 
