@@ -8,6 +8,7 @@ file lock keeps two processes from building the same artifact at once.
 import contextlib
 import hashlib
 import json
+import logging
 import shutil
 import sys
 import time
@@ -23,6 +24,7 @@ from modelzoo.errors import ZooError
 # Vendor compilers named in reference-zoo build yamls that no open runtime here provides.
 VENDOR_BACKENDS = {"tvm_vacc": "the VastAI NPU compiler (vamc)"}
 MANIFEST = "manifest.json"
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -170,7 +172,7 @@ def intact(folder):
         return False
 
 
-def ensure(job, force=False, log=print, then=None):
+def ensure(job, force=False, log=logger.info, then=None):
     """Compile `job` unless an intact artifact is cached; sets job.workdir and returns its manifest.
 
     `then(manifest)` runs while the lock is still held (load() opens its session there, so a concurrent
@@ -240,6 +242,6 @@ def artifact_hash(job):
     return hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
 
 
-def load(job, threads=0, force=False, log=print):
+def load(job, threads=0, force=False, log=logger.info):
     """Compile if needed, then open a session (under the artifact's lock)."""
     return ensure(job, force=force, log=log, then=lambda manifest: job.backend.load(job, threads=threads))

@@ -6,6 +6,7 @@ interrupted evaluation resumes from a checkpoint of the images it already scored
 """
 import hashlib
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from modelzoo import compile as compiler
 from modelzoo.bench import machine
 from modelzoo import documents, imaging, runner, weights
 from modelzoo.errors import ZooError
+
+logger = logging.getLogger(__name__)
 
 
 class Evaluator:
@@ -61,7 +64,7 @@ def results_name(model, dataset, job_build, backend, variant, npz=False):
 
 def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_root=None, variant=None,
              weights_path=None, workspace=None, threads=0, from_npz=None, results_dir=None, progress=True,
-             log=print, registry=None):
+             log=logger.info, registry=None):
     """Evaluate and return the results document (also written to results_dir when given)."""
     from modelzoo.plugins import registry as default_registry
 

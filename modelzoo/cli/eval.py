@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli, emit_json, table
+from modelzoo.cli import cli, emit_json, quiet_logs, table
 from modelzoo.cli.run import engine_options
 from modelzoo.compile import select_builds
 from modelzoo.errors import EXIT_PARTIAL, ZooError
@@ -27,7 +27,7 @@ from modelzoo.plugins import registry
               help="Folder for the results JSON (with --all: a subfolder per model; default: the model's results/ "
                    "folder; none for --from-npz).")
 @click.option("--workspace", type=click.Path(path_type=Path), default=None)
-@click.option("--threads", type=int, default=0)
+@click.option("--threads", type=click.IntRange(min=0), default=0, help="Runtime threads (0: the runtime's default).")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True)
 @engine_options
@@ -46,7 +46,7 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
     models = [reg.model(model)] if model else [m for m in reg.models.values()
                                                if not dataset or dataset in m.card["datasets"]]
     jobs = []
-    log = (lambda msg: None) if quiet or as_json else (lambda msg: click.echo(msg, err=True))
+    quiet_logs(quiet or as_json)
     for m in models:
         builds, skipped = select_builds(m, build, backend, reg)
         for reason in skipped:
@@ -62,12 +62,12 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
                       variant=variant, weights_path=weights, workspace=workspace, threads=threads,
                       from_npz=from_npz, results_dir=folder) for name in builds]
     if engine == "ray":  # one Ray task per (model, build, dataset)
-        documents, failed = ray_engine.eval_with_ray(jobs, address=address, workers=workers, log=log)
+        documents, failed = ray_engine.eval_with_ray(jobs, address=address, workers=workers)
     else:
         documents, failed = [], []
         for job in jobs:
             try:
-                documents.append(evaluate(**job, progress=not quiet and not as_json, log=log))
+                documents.append(evaluate(**job, progress=not quiet and not as_json))
             except ZooError as exc:
                 if len(jobs) == 1:
                     raise

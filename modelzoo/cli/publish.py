@@ -30,7 +30,6 @@ def publish(model, all_models, out, site, with_lol, no_images, weights, data_roo
     warn_problems()
     models = list(reg.models.values()) if all_models else [reg.model(model)]
     written = engine.publish(models, out=out, site=site, lol=with_lol or site is not None, images=not no_images,
-                             registry=reg, weights=weights, data_root=data_root,
-                             log=lambda msg: click.echo(msg, err=True))
+                             registry=reg, weights=weights, data_root=data_root)
     for path in written:
         click.echo(str(path))
