@@ -264,12 +264,10 @@ def eval_with_ray(jobs, address=None, workers=0, log=logger.info):
 
 
 def _write_results(job, document):
-    """The document where a local run writes it (the same bytes as evaluate's own write on a shared filesystem)."""
-    from modelzoo import imaging
-    from modelzoo.evaluate import results_name
+    """The document merged where a local run merges it (the same bytes as evaluate's own write on a shared
+    filesystem, where the worker has merged it already)."""
+    from modelzoo.evaluate import write_results
     from modelzoo.plugins import registry
 
     model = job["model"] if not isinstance(job["model"], str) else registry().model(job["model"])
-    name = results_name(model, document["dataset"]["name"], document["build"], document["backend"],
-                        document["variant"], npz=document["source"] == "npz")
-    imaging.atomic_write(Path(job["results_dir"]) / name, json.dumps(document, indent=2) + "\n")
+    write_results(job["results_dir"], model, document)
