@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -24,6 +25,8 @@ from modelzoo.errors import ZooError
 # Vendor compilers named in reference-zoo build yamls that no open runtime here provides.
 VENDOR_BACKENDS = {"tvm_vacc": "the VastAI NPU compiler (vamc)"}
 MANIFEST = "manifest.json"
+# Libraries whose versions are part of an artifact's cache key (an upgrade rebuilds; `cache prune` removes the old).
+LIBRARIES = ("torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common")
 logger = logging.getLogger(__name__)
 
 
@@ -147,7 +150,7 @@ def cache_key(job):
         "build": {k: v for k, v in job.spec.items() if k != "workspace"},
         "backend": job.backend.name,
         "native": job.native,
-        "versions": versions("torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common"),
+        "versions": versions(*LIBRARIES),
     }
     blob = json.dumps(inputs, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest(), inputs
@@ -183,6 +186,8 @@ def ensure(job, force=False, log=logger.info, then=None):
     with FileLock(str(job.workdir) + ".lock"):
         if not force and intact(job.workdir):
             manifest = json.loads((job.workdir / MANIFEST).read_text())
+            with contextlib.suppress(OSError):  # its mtime is the artifact's last use (`modelzoo cache list`)
+                os.utime(job.workdir / MANIFEST)
             manifest["cache"] = "hit"
             job.report.update(manifest.get("report", {}))
         else:

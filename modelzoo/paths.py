@@ -17,6 +17,11 @@ def data_dir():
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "modelzoo"
 
 
+def offline():
+    """MODELZOO_OFFLINE=1 (or `modelzoo --offline`): nothing is downloaded."""
+    return os.environ.get("MODELZOO_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def workspace_shared():
     """The `shared/` folder beside a source checkout (this project's development layout), if present."""
     checkout = Path(__file__).resolve().parent.parent

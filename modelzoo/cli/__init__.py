@@ -43,11 +43,15 @@ class ZooGroup(click.Group):
 
 @click.group(cls=ZooGroup)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--offline", is_flag=True, help="Never use the network (as MODELZOO_OFFLINE=1): missing weights "
+              "are an error that says how to provide them.")
 @click.version_option(package_name="modelzoo")
-def cli(debug):
+def cli(debug, offline):
     """A zoo of deployable image models: run, compile, evaluate, benchmark and publish them."""
     if debug:
         os.environ["MODELZOO_DEBUG"] = "1"
+    if offline:
+        os.environ["MODELZOO_OFFLINE"] = "1"
     show_logs()
 
 
@@ -96,4 +100,4 @@ def main():
 
 
 # Each module adds its commands to `cli`.
-from modelzoo.cli import bench, eval, info, new, publish, run  # noqa: E402,F401
+from modelzoo.cli import bench, cache, eval, info, new, publish, run  # noqa: E402,F401
