@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli, emit_json, quiet_logs, table
+from modelzoo.cli import cli, complete, emit_json, quiet_logs, table
 from modelzoo.cli.run import engine_options
 from modelzoo.compile import select_builds
 from modelzoo.errors import EXIT_PARTIAL, ZooError
@@ -12,11 +12,11 @@ from modelzoo.plugins import registry
 
 
 @cli.command("eval")
-@click.argument("model", required=False)
+@click.argument("model", required=False, shell_complete=complete.models)
 @click.option("--all", "all_models", is_flag=True, help="Every model registered for the dataset.")
-@click.option("--dataset", default=None, help="A registered dataset (default: the card's first).")
-@click.option("--build", default="fp32", show_default=True, help="A card build, a build yaml, or 'all'.")
-@click.option("--backend", default=None, help="Runtime (default: each build yaml's).")
+@click.option("--dataset", default=None, shell_complete=complete.datasets, help="A registered dataset (default: the card's first).")
+@click.option("--build", default="fp32", show_default=True, shell_complete=complete.builds, help="A card build, a build yaml, or 'all'.")
+@click.option("--backend", default=None, shell_complete=complete.backends, help="Runtime (default: each build yaml's).")
 @click.option("--protocol", default="all", show_default=True, help="A protocol from the card, or 'all'.")
 @click.option("--variant", default=None, help="Weights variant (default: the card's first).")
 @click.option("--weights", type=click.Path(path_type=Path), default=None)

@@ -3,13 +3,13 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli, warn_problems
+from modelzoo.cli import cli, complete, warn_problems
 from modelzoo.errors import ZooError
 from modelzoo.plugins import registry
 
 
 @cli.command()
-@click.argument("model", required=False)
+@click.argument("model", required=False, shell_complete=complete.models)
 @click.option("--all", "all_models", is_flag=True, help="Every registered model.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("docs"), show_default=True,
               help="Folder for index.html and models/ (committed).")

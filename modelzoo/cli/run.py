@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from modelzoo import compile as compiler
-from modelzoo.cli import cli, emit_json, quiet_logs, table
+from modelzoo.cli import cli, complete, emit_json, quiet_logs, table
 from modelzoo.errors import EXIT_PARTIAL, ZooError
 from modelzoo.plugins import registry
 
@@ -13,8 +13,10 @@ from modelzoo.plugins import registry
 def build_options(function):
     """--build/--backend/--variant/--weights/--threads/--workspace, shared by the commands that compile."""
     options = [
-        click.option("--build", default=None, help="A build of the card (fp32, fp16, int8, ...) or a build yaml path."),
-        click.option("--backend", default=None, help="Runtime (default: the build yaml's backend.type)."),
+        click.option("--build", default=None, shell_complete=complete.builds,
+                     help="A build of the card (fp32, fp16, int8, ...) or a build yaml path."),
+        click.option("--backend", default=None, shell_complete=complete.backends,
+                     help="Runtime (default: the build yaml's backend.type)."),
         click.option("--variant", default=None, help="Weights variant from the card (default: the first)."),
         click.option("--weights", type=click.Path(path_type=Path), default=None, help="Weights file or folder."),
         click.option("--threads", type=click.IntRange(min=0), default=0,
@@ -43,7 +45,7 @@ def engine_options(function):
 
 
 @cli.command()
-@click.argument("model")
+@click.argument("model", shell_complete=complete.models)
 @click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
               help="An image or a folder (default: the built-in low-light samples).")
 @click.option("--output", type=click.Path(path_type=Path), default=None,
@@ -175,7 +177,7 @@ def parse_overrides(overrides):
 
 
 @cli.command()
-@click.argument("model")
+@click.argument("model", shell_complete=complete.models)
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Folder for the exports (default: the artifact cache).")
 @click.option("--json", "as_json", is_flag=True)
@@ -197,7 +199,7 @@ def export(model, output, as_json, build, backend, variant, weights, threads, wo
 
 
 @cli.command("compile")
-@click.argument("model")
+@click.argument("model", shell_complete=complete.models)
 @click.option("--native", is_flag=True, help="Build the dynamic-shape variant.")
 @click.option("--force", is_flag=True, help="Rebuild even when cached.")
 @click.option("--json", "as_json", is_flag=True)
@@ -229,7 +231,8 @@ def weights():
 
 @weights.command("import")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--model", "names", multiple=True, help="Only these models (default: all).")
+@click.option("--model", "names", multiple=True, shell_complete=complete.models,
+              help="Only these models (default: all).")
 def weights_import(folder, names):
     """Copy weights found in FOLDER into the user cache after checking their sha256."""
     from modelzoo.weights import import_folder
