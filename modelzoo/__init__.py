@@ -1,7 +1,7 @@
 """modelzoo: a plugin-based zoo of deployable image models.
 
     import modelzoo
-    enhance = modelzoo.load("pairlie")          # an Enhancer (modelzoo/api.py)
+    enhance = modelzoo.load(name)               # an Enhancer (modelzoo/api.py); names: modelzoo.list_models()
     bright = enhance("dark.png")                 # RGB uint8, the input's size
 """
 from modelzoo.errors import ZooError

@@ -90,7 +90,7 @@ def load(name, build=None, backend=None, variant=None, weights=None, device=None
     same as `modelzoo run --set KEY=VALUE` (e.g. gamma=0.14).
 
         import modelzoo
-        enhance = modelzoo.load("pairlie")
+        enhance = modelzoo.load(name)  # a name from modelzoo.list_models()
         bright = enhance("dark.png")  # RGB uint8 HxWx3
     """
     return open_enhancer(_registry().model(name), build, backend, variant, weights, device, params=postprocess)
