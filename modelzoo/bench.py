@@ -15,6 +15,7 @@ The document (`--json`, `--save`) is validated by schemas/bench.schema.json; `--
 results folder as bench-<machine-id>.json.
 """
 import json
+import logging
 import os
 import platform
 import re
@@ -26,6 +27,7 @@ import numpy as np
 from modelzoo import documents
 from modelzoo.errors import ZooError
 
+logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 PACKAGES = ("modelzoo", "torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common", "numpy")
 CPU_FLAGS = ("sse4_2", "fma", "f16c", "avx", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
@@ -184,13 +186,14 @@ class _Go:
 
 
 def _build_sessions(config):
-    from modelzoo import compile as compiler
+    from modelzoo.api import open_enhancer
     from modelzoo.plugins import registry
 
-    job = job_for(registry().model(config["model"]), config)
-    sessions = [compiler.load(job, threads=config["threads"], log=lambda m: None) for _ in range(config["instances"])]
-    first = sessions[0]
-    device = str(getattr(first, "device", "cpu"))
+    model = registry().model(config["model"])
+    enhancers = [open_enhancer(model, threads=config["threads"], **job_settings(config))
+                 for _ in range(config["instances"])]
+    sessions, job = [e.session for e in enhancers], enhancers[0].job
+    device = str(getattr(sessions[0], "device", "cpu"))
     return sessions, {"build": job.build, "backend": job.backend.name, "dtype": job.dtype, "device": device,
                       "shape_mode": config["shape_mode"]}
 
@@ -231,16 +234,19 @@ def _baseline_sessions(config):
 
 
 # -- the parent: plan, compile, spawn, collect ---------------------------------------------------------------
-def job_for(model, config):
-    """The compile Job of a configuration; a static ONNX export is made at the benchmarked shape, or dynamic."""
-    from modelzoo import compile as compiler
+def job_settings(config):
+    """open_enhancer's arguments for a configuration: a static ONNX export at the benchmarked shape, or dynamic."""
+    return {"build": config["build"], "backend": config["backend"], "variant": config["variant"],
+            "weights": config["weights"], "native": config["shape_mode"] == "dynamic",
+            "workspace": config["workspace"], "options": config["options"],
+            "shape": [config["batch"], *config["shape"]] if config["shape_mode"] == "static" else None}
 
-    job = compiler.prepare(model, config["build"], config["backend"], config["variant"], config["weights"],
-                           native=config["shape_mode"] == "dynamic", workspace=config["workspace"],
-                           options=config["options"])
-    if config["shape_mode"] == "static":
-        job.spec["frontend"]["shape"] = {"input": [config["batch"], *config["shape"]]}
-    return job
+
+def job_for(model, config):
+    """The compile Job of a configuration (compiled by the parent, opened by the child)."""
+    from modelzoo.api import prepare
+
+    return prepare(model, **job_settings(config))
 
 
 def shape_mode(job, shape):
@@ -254,7 +260,7 @@ def shape_mode(job, shape):
 
 
 def run(model, builds=None, backends=None, batch=1, threads=0, instances=1, shape=None, warmup=3, repeat=20,
-        baseline=False, variant=None, weights=None, workspace=None, options=None, isolate=True, log=print):
+        baseline=False, variant=None, weights=None, workspace=None, options=None, isolate=True, log=logger.info):
     """Benchmark `model`; returns the bench document (see schemas/bench.schema.json)."""
     from modelzoo import compile as compiler
     from modelzoo.complexity import count_model

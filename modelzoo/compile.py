@@ -8,6 +8,8 @@ file lock keeps two processes from building the same artifact at once.
 import contextlib
 import hashlib
 import json
+import logging
+import os
 import shutil
 import sys
 import time
@@ -24,6 +26,9 @@ from modelzoo.padding import padded, wrap
 # Vendor compilers named in reference-zoo build yamls that no open runtime here provides.
 VENDOR_BACKENDS = {"tvm_vacc": "the VastAI NPU compiler (vamc)"}
 MANIFEST = "manifest.json"
+# Libraries whose versions are part of an artifact's cache key (an upgrade rebuilds; `cache prune` removes the old).
+LIBRARIES = ("torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -161,7 +166,7 @@ def cache_key(job):
         "backend": job.backend.name,
         "shape": job.shape,
         "native": job.native,
-        "versions": versions("torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common"),
+        "versions": versions(*LIBRARIES),
     }
     blob = json.dumps(inputs, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest(), inputs
@@ -186,7 +191,7 @@ def intact(folder):
         return False
 
 
-def ensure(job, force=False, log=print, then=None):
+def ensure(job, force=False, log=logger.info, then=None):
     """Compile `job` unless an intact artifact is cached; sets job.workdir and returns its manifest.
 
     `then(manifest)` runs while the lock is still held (load() opens its session there, so a concurrent
@@ -197,6 +202,8 @@ def ensure(job, force=False, log=print, then=None):
     with FileLock(str(job.workdir) + ".lock"):
         if not force and intact(job.workdir):
             manifest = json.loads((job.workdir / MANIFEST).read_text())
+            with contextlib.suppress(OSError):  # its mtime is the artifact's last use (`modelzoo cache list`)
+                os.utime(job.workdir / MANIFEST)
             manifest["cache"] = "hit"
             job.report.update(manifest.get("report", {}))
         else:
@@ -256,7 +263,7 @@ def artifact_hash(job):
     return hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
 
 
-def load(job, threads=0, force=False, log=print):
+def load(job, threads=0, force=False, log=logger.info):
     """Compile if needed, then open a session (under the artifact's lock) that meets the card's input.multiple_of."""
     session = ensure(job, force=force, log=log, then=lambda manifest: job.backend.load(job, threads=threads))
     return wrap(session, job.model.multiple_of)

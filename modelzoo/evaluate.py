@@ -6,6 +6,7 @@ interrupted evaluation resumes from a checkpoint of the images it already scored
 """
 import hashlib
 import json
+import logging
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -15,8 +16,10 @@ import numpy as np
 
 from modelzoo import compile as compiler
 from modelzoo.bench import machine
-from modelzoo import documents, imaging, runner, weights
+from modelzoo import documents, imaging, paths, runner, weights
 from modelzoo.errors import ZooError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,55 @@ def results_name(model, dataset, job_build, backend, variant, npz=False):
     return "-".join(p for p in parts if p) + ".json"
 
 
+def results_file(model, document):
+    """The results file name of a document: one file per dataset, variant, build and backend (or npz)."""
+    return results_name(model, document["dataset"]["name"], document["build"], document["backend"],
+                        document["variant"], npz=document.get("source") == "npz")
+
+
+def default_results_dir(model):
+    """Where `modelzoo eval` writes without --results or --save: the user's data folder, never the package."""
+    return paths.data_dir() / "results" / model.name
+
+
+def merge(old, new):
+    """`new` with the metric entries of `old` it does not replace: one protocol's evaluation keeps the others.
+
+    Every entry carries the provenance of the evaluation that wrote it; entries of files written before
+    entries had their own get that file's provenance, so nothing kept loses where it came from.
+    """
+    if not old or any(old.get(key) != new[key] for key in ("model", "variant", "build", "backend")):
+        return new
+    kept = {}
+    for name, entry in old.get("metrics", {}).items():
+        if name not in new["metrics"]:
+            provenance = entry.get("provenance") or {**old["provenance"],
+                                                     "file_list_sha256": old["dataset"]["file_list_sha256"]}
+            kept[name] = {**entry, "provenance": provenance}
+    return {**new, "metrics": {**kept, **new["metrics"]}}
+
+
+def write_results(folder, model, document):
+    """Merge `document` into its results file in `folder` (see merge); returns the file's path."""
+    path = Path(folder) / results_file(model, document)
+    old = None
+    if path.is_file():
+        try:
+            old = documents.read(path)
+        except ZooError as exc:  # never clobber what cannot be read: the user decides
+            raise ZooError(f"{exc} (not overwritten; move it away to write new results)") from None
+    merged = merge(old, document)
+    problems = documents.errors(merged, "results", str(path))
+    if problems:
+        raise ZooError(problems[0])
+    imaging.atomic_write(path, json.dumps(merged, indent=2) + "\n")
+    return path
+
+
 def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_root=None, variant=None,
              weights_path=None, workspace=None, threads=0, from_npz=None, results_dir=None, progress=True,
-             log=print, registry=None):
-    """Evaluate and return the results document (also written to results_dir when given)."""
+             log=logger.info, registry=None):
+    """Evaluate and return the results document (also merged into its file in results_dir when given)."""
     from modelzoo.plugins import registry as default_registry
 
     registry = registry or default_registry()
@@ -116,7 +164,7 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
         artifact = compiler.artifact_hash(job) if job.workdir and (job.workdir / compiler.MANIFEST).exists() \
             else None
     name = results_name(model, dataset, job.build, job.backend.name, job.variant, npz=bool(from_npz))
-    checkpoint = Checkpoint(Path(results_dir or Path(workspace or compiler.paths.cache_dir()) / "results") / name,
+    checkpoint = Checkpoint(Path(results_dir or Path(workspace or paths.cache_dir()) / "results") / name,
                             {"artifact": artifact, "npz": str(from_npz), "dataset": dataset,
                              "protocols": [p for p, _ in protocols], "variant": job.variant, "build": job.build})
     request.done = set(checkpoint.scored)
@@ -126,10 +174,11 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
     if report["failures"]:
         raise ZooError(f"{dataset}: {len(report['failures'])} image(s) failed: {report['failures'][0]['error']}")
     scored = checkpoint.scored
+    file_list_sha256 = file_list_hash(items)
     results = {
         "model": model.name, "variant": job.variant, "build": job.build, "backend": job.backend.name,
         "dtype": job.dtype, "source": "npz" if from_npz else "inference",
-        "dataset": {"name": dataset, "split": data.split, "images": len(items), "file_list_sha256": file_list_hash(items)},
+        "dataset": {"name": dataset, "split": data.split, "images": len(items), "file_list_sha256": file_list_sha256},
         "metrics": {},
         "timing": {"seconds": round(time.perf_counter() - started, 2)},
         "provenance": {
@@ -149,12 +198,14 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
     for protocol_name, protocol_spec in protocols:
         per_image = {n: s[protocol_name] for n, s in sorted(scored.items())}
         mean = {m: float(np.mean([s[m] for s in per_image.values()])) for m in next(iter(per_image.values()))}
-        results["metrics"][protocol_name] = {"protocol": protocol_spec, "mean": mean, "images": per_image}
+        results["metrics"][protocol_name] = {"protocol": protocol_spec, "mean": mean, "images": per_image,
+                                             "provenance": {**results["provenance"],
+                                                            "file_list_sha256": file_list_sha256}}
     problems = documents.errors(results, "results", name)
     if problems:
         raise ZooError(problems[0])
     if results_dir:
-        imaging.atomic_write(Path(results_dir) / name, json.dumps(results, indent=2) + "\n")
+        write_results(results_dir, model, results)
     checkpoint.clear()
     return results
 

@@ -1,4 +1,4 @@
-"""Where things live: the user cache, and search paths for weights and data."""
+"""Where things live: the user cache, the user data folder, and search paths for weights and data."""
 import os
 from pathlib import Path
 
@@ -8,6 +8,18 @@ def cache_dir():
     if os.environ.get("MODELZOO_CACHE"):
         return Path(os.environ["MODELZOO_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelzoo"
+
+
+def data_dir():
+    """$MODELZOO_HOME, else $XDG_DATA_HOME/modelzoo, else ~/.local/share/modelzoo: files the user keeps (results)."""
+    if os.environ.get("MODELZOO_HOME"):
+        return Path(os.environ["MODELZOO_HOME"])
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "modelzoo"
+
+
+def offline():
+    """MODELZOO_OFFLINE=1 (or `modelzoo --offline`): nothing is downloaded."""
+    return os.environ.get("MODELZOO_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def workspace_shared():

@@ -32,6 +32,7 @@ OBJECT_STORE = 300 * 1024**2
 ENV_PREFIX = "MODELZOO_"
 CPUS_PER_ACTOR = 0.5
 NICENESS = "RAY_worker_niceness"
+logger = logging.getLogger(__name__)
 
 
 def require():
@@ -83,13 +84,13 @@ def connected(address=None, num_cpus=None):
 
 
 def prepare_job(model, build=None, backend=None, variant=None, weights=None, workspace=None, native=False,
-                quiet=False, options=None):
+                options=None):
     """Prepare and compile on the driver (workers on the same artifact cache then only load); no session."""
+    from modelzoo.api import prepare
+
     require()
-    job = compiler.prepare(model, build, backend, variant, weights, native=native, workspace=workspace,
-                           options=options)
-    log = (lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr))
-    compiler.ensure(job, log=log)
+    job = prepare(model, build, backend, variant, weights, workspace=workspace, native=native, options=options)
+    compiler.ensure(job)
     return job
 
 
@@ -101,7 +102,7 @@ def job_parameters(job):
     except ZooError:
         build = str(job.spec_path)
     return {"model": job.model.name, "build": build, "backend": job.backend.name, "variant": job.variant,
-            "weights_path": str(job.weights), "native": job.native, "workspace": str(job.workspace),
+            "weights": str(job.weights), "native": job.native, "workspace": str(job.workspace),
             "options": dict(job.options)}
 
 
@@ -109,15 +110,15 @@ class Enhancer:
     """A Ray Data actor: opens the compiled model once, then enhances batches of input paths."""
 
     def __init__(self, parameters, request, threads=0, per_node=1, cwd=None):
+        from modelzoo.api import open_enhancer
         from modelzoo.evaluate import for_task
         from modelzoo.plugins import registry
 
         _enter(cwd)
         parameters = dict(parameters)
         model = registry().model(parameters.pop("model"))
-        job = compiler.prepare(model, **parameters)
         threads = threads or max(1, cpus() // max(1, per_node))
-        session = compiler.load(job, threads=threads, log=lambda m: None)
+        session = open_enhancer(model, **parameters, threads=threads).session
         self.request = dataclasses.replace(request, model=model, session=session, progress=False)
         if request.references:
             self.request.evaluator = for_task(registry(), model.card["task"])
@@ -140,24 +141,6 @@ class Enhancer:
         return {"report": [json.dumps(report, default=str)]}
 
 
-def plan(request, files):
-    """Resume skips and same-stem clashes, decided on the driver before any work is sent out."""
-    todo, failures, skipped, claimed = [], [], [], {}
-    for source in files:
-        target = runner.output_path(request, source) if request.output else None
-        if target is not None and target in claimed:
-            failures.append({"input": str(source), "error": f"{source}: {target} is already the output of "
-                             f"{claimed[target]} (same file stem); rename one of them"})
-            continue
-        if target is not None:
-            claimed[target] = source
-        if (request.resume and target is not None and target.exists()) or Path(source).stem in request.done:
-            skipped.append(str(source))
-        else:
-            todo.append(str(source))
-    return todo, failures, skipped
-
-
 def run_with_ray(request, files, job, threads=0, address=None, workers=0, batch_size=0):
     """runner.run_files on a Ray cluster: same request, same report (images, failures, skipped, seconds, mean).
 
@@ -168,8 +151,8 @@ def run_with_ray(request, files, job, threads=0, address=None, workers=0, batch_
     from tqdm import tqdm
 
     started = time.perf_counter()
-    todo, failures, skipped = plan(request, files)
-    report = {"images": [], "failures": failures, "skipped": skipped}
+    planned, report = runner.plan(request, files)  # resume and same-stem checks on the driver, as run does
+    todo = [str(source) for source, _ in planned]
     if todo:
         with connected(address) as ray:
             import ray.data
@@ -237,7 +220,7 @@ def _evaluate_task(parameters, argv, cwd, per_node=1):
         os.chdir(here)
 
 
-def eval_with_ray(jobs, address=None, workers=0, log=print):
+def eval_with_ray(jobs, address=None, workers=0, log=logger.info):
     """Evaluate each job (the keyword arguments of evaluate.evaluate) as its own Ray task.
 
     Returns (documents in job order, failures) as the local engine's loop does: a failed job is reported on
@@ -246,8 +229,6 @@ def eval_with_ray(jobs, address=None, workers=0, log=print):
     Documents are also written by the driver into each job's results_dir, so they land beside the command
     even without a shared filesystem.
     """
-    import click
-
     documents, errors = [None] * len(jobs), []
     with connected(address) as ray:
         total = int(ray.cluster_resources().get("CPU", 1))
@@ -273,7 +254,7 @@ def eval_with_ray(jobs, address=None, workers=0, log=print):
             else:
                 errors.append(ZooError(value))
                 if len(jobs) > 1:
-                    click.secho(f"failed: {labels[index]}: {value}", fg="red", err=True)
+                    logger.error(f"failed: {labels[index]}: {value}")
     if len(jobs) == 1 and errors:
         raise errors[0]
     documents = [d for d in documents if d is not None]
@@ -283,12 +264,10 @@ def eval_with_ray(jobs, address=None, workers=0, log=print):
 
 
 def _write_results(job, document):
-    """The document where a local run writes it (the same bytes as evaluate's own write on a shared filesystem)."""
-    from modelzoo import imaging
-    from modelzoo.evaluate import results_name
+    """The document merged where a local run merges it (the same bytes as evaluate's own write on a shared
+    filesystem, where the worker has merged it already)."""
+    from modelzoo.evaluate import write_results
     from modelzoo.plugins import registry
 
     model = job["model"] if not isinstance(job["model"], str) else registry().model(job["model"])
-    name = results_name(model, document["dataset"]["name"], document["build"], document["backend"],
-                        document["variant"], npz=document["source"] == "npz")
-    imaging.atomic_write(Path(job["results_dir"]) / name, json.dumps(document, indent=2) + "\n")
+    write_results(job["results_dir"], model, document)

@@ -75,8 +75,12 @@ def output_path(request, source):
     return target
 
 
-def run_files(request, files):
-    """Enhance (and score) `files`; returns a report with per-image results, failures and skipped inputs."""
+def plan(request, files):
+    """(todo as [(source, target)], report with the failures and skipped inputs decided before any work).
+
+    Resume skips inputs whose output exists (or that request.done lists); two inputs with the same file
+    stem would write the same output, so the second is a failure.
+    """
     report = {"images": [], "failures": [], "skipped": []}
     todo, claimed = [], {}
     for source in files:
@@ -92,6 +96,12 @@ def run_files(request, files):
             report["skipped"].append(str(source))
         else:
             todo.append((Path(source), target))
+    return todo, report
+
+
+def run_files(request, files):
+    """Enhance (and score) `files`; returns a report with per-image results, failures and skipped inputs."""
+    todo, report = plan(request, files)
     started = time.perf_counter()
     bar = tqdm(total=len(todo), desc=request.model.name, unit="img", disable=not request.progress, leave=False)
     with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as writer:

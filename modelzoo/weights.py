@@ -46,10 +46,19 @@ def resolve(model, variant=None, explicit=None, download=True, progress=True):
         if path.is_file():
             return verify(path, entry["sha256"])
     target = paths.cache_dir() / "weights" / model.name / entry["file"]
-    if not download:
-        raise ZooError(f"{model.name}: weights {entry['file']} not found; set MODELZOO_WEIGHTS to the folder "
-                       f"holding it or pass --weights PATH")
-    return fetch(entry["url"], target, entry["sha256"], progress=progress)
+    if not download or paths.offline():
+        why = " (offline: MODELZOO_OFFLINE is set)" if download else ""
+        raise ZooError(f"{model.name}: weights {entry['file']} not found{why}; {remedy(entry)}")
+    try:
+        return fetch(entry["url"], target, entry["sha256"], progress=progress)
+    except ZooError as exc:
+        raise ZooError(f"{exc}; {remedy(entry)}") from None
+
+
+def remedy(entry):
+    """How to provide a weights file by hand (offline, or when the download fails)."""
+    return (f"download {entry['url']} elsewhere, then `modelzoo weights import DIR` (the folder holding "
+            f"{entry['file']}), or set MODELZOO_WEIGHTS=DIR, or pass --weights PATH")
 
 
 def fetch(url, target, expected, progress=True):

@@ -17,13 +17,14 @@ needs_shared = pytest.mark.skipif(not PAIRLIE_WEIGHTS.is_file(), reason="../shar
 
 @pytest.fixture(scope="session", autouse=True)
 def environment(tmp_path_factory):
-    """Point the engine at ../shared and at a cache that lives for this test session only."""
+    """Point the engine at ../shared, and at a cache and a data folder that live for this test session only."""
     cache = tmp_path_factory.mktemp("cache")
-    saved = {k: os.environ.get(k) for k in ("MODELZOO_CACHE", "MODELZOO_WEIGHTS", "MODELZOO_DATA",
-                                           "MODELZOO_LOAD_PLUGINS", "MODELZOO_DEBUG")}
-    os.environ.update(MODELZOO_CACHE=str(cache), MODELZOO_WEIGHTS=str(WEIGHTS), MODELZOO_DATA=str(DATA))
-    os.environ.pop("MODELZOO_LOAD_PLUGINS", None)
-    os.environ.pop("MODELZOO_DEBUG", None)
+    saved = {k: os.environ.get(k) for k in ("MODELZOO_CACHE", "MODELZOO_WEIGHTS", "MODELZOO_DATA", "MODELZOO_HOME",
+                                           "MODELZOO_LOAD_PLUGINS", "MODELZOO_DEBUG", "MODELZOO_OFFLINE")}
+    os.environ.update(MODELZOO_CACHE=str(cache), MODELZOO_WEIGHTS=str(WEIGHTS), MODELZOO_DATA=str(DATA),
+                      MODELZOO_HOME=str(tmp_path_factory.mktemp("home")))
+    for key in ("MODELZOO_LOAD_PLUGINS", "MODELZOO_DEBUG", "MODELZOO_OFFLINE"):
+        os.environ.pop(key, None)
     yield cache
     for key, value in saved.items():
         if value is None:

@@ -33,7 +33,9 @@ def evaluate(cli, root, results, *extra):
 def test_results_validate_and_repeat_exactly(cli, subset, tmp_path):
     first = evaluate(cli, subset, tmp_path / "a")
     second = evaluate(cli, subset, tmp_path / "b")
-    assert first["metrics"] == second["metrics"]
+    for protocol in ("zoo", "paper"):  # the same scores; each entry's provenance has its own date
+        assert {k: first["metrics"][protocol][k] for k in ("protocol", "mean", "images")} == \
+            {k: second["metrics"][protocol][k] for k in ("protocol", "mean", "images")}
     saved = tmp_path / "a" / "eval-lol-eval15-fp32-onnxruntime.json"
     assert documents.errors(json.loads(saved.read_text()), "results", "r") == []
     assert set(first["metrics"]) == {"zoo", "paper"}
@@ -151,3 +153,53 @@ def test_the_lowlight_evaluator_declares_its_metrics():
     metrics = for_task(registry(), "low-light-image-enhancement").metrics
     assert [(m.name, m.unit, m.higher_is_better) for m in metrics] == [("psnr", "dB", True), ("ssim", "", True)]
     assert all(m.description for m in metrics)
+
+
+# -- results hygiene: outside the package by default, merged and never clobbered --------------------------
+RESULTS_FILE = "eval-lol-eval15-fp32-onnxruntime.json"
+
+
+def test_default_results_go_to_the_data_folder_not_the_package(cli, subset, pairlie):
+    from modelzoo import paths
+
+    committed = {p.name: p.read_bytes() for p in pairlie.results_dir().iterdir()}
+    result = cli("eval", "pairlie", "--dataset", "lol-eval15", "--data-root", subset, "--protocol", "zoo",
+                 "--build", "fp32")
+    assert result.exit_code == 0, result.output
+    target = paths.data_dir() / "results" / "pairlie" / RESULTS_FILE
+    assert f"results: {target}" in result.stderr and target.is_file()
+    assert {p.name: p.read_bytes() for p in pairlie.results_dir().iterdir()} == committed
+
+
+def test_one_protocol_at_a_time_keeps_the_other(cli, subset, tmp_path):
+    evaluate(cli, subset, tmp_path, "--protocol", "zoo")
+    zoo = json.loads((tmp_path / RESULTS_FILE).read_text())["metrics"]["zoo"]
+    evaluate(cli, subset, tmp_path, "--protocol", "paper")
+    saved = json.loads((tmp_path / RESULTS_FILE).read_text())
+    assert documents.errors(saved, "results", "r") == []
+    assert set(saved["metrics"]) == {"zoo", "paper"}
+    assert saved["metrics"]["zoo"] == zoo  # kept as written, its provenance included
+    assert saved["metrics"]["paper"]["provenance"]["weights_sha256"].startswith("e223ec9e")
+
+
+def test_a_committed_file_keeps_its_other_protocol_with_its_provenance(cli, subset, pairlie, tmp_path):
+    committed = json.loads((pairlie.results_dir() / RESULTS_FILE).read_text())
+    shutil.copy(pairlie.results_dir() / RESULTS_FILE, tmp_path / RESULTS_FILE)
+    evaluate(cli, subset, tmp_path, "--protocol", "zoo")
+    saved = json.loads((tmp_path / RESULTS_FILE).read_text())
+    paper = saved["metrics"]["paper"]
+    assert paper["mean"] == committed["metrics"]["paper"]["mean"]  # the 15-image paper numbers survive
+    assert paper["provenance"]["date"] == committed["provenance"]["date"]
+    assert paper["provenance"]["file_list_sha256"] == committed["dataset"]["file_list_sha256"]
+    assert saved["metrics"]["zoo"]["provenance"]["file_list_sha256"] == saved["dataset"]["file_list_sha256"]
+    assert sorted(saved["metrics"]["zoo"]["images"]) == sorted(NAMES)
+
+
+def test_save_writes_the_models_results_folder(cli, subset, pairlie, tmp_path, monkeypatch):
+    monkeypatch.setattr(type(pairlie), "results_dir", lambda self: tmp_path / self.name)
+    result = cli("eval", "pairlie", "--dataset", "lol-eval15", "--data-root", subset, "--protocol", "zoo",
+                 "--save", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "pairlie" / RESULTS_FILE).is_file()
+    both = cli("eval", "pairlie", "--save", "--results", tmp_path)
+    assert both.exit_code == 2 and len(both.stderr.strip().splitlines()) == 1

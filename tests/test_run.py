@@ -73,3 +73,13 @@ def test_default_input_is_the_builtin_samples(cli, tmp_path):
     coffee_low = imaging.read_rgb(root / "low" / "coffee.png")
     coffee = imaging.read_rgb(root / "high" / "coffee.png")
     assert coffee.shape == (400, 600, 3) and coffee_low.mean() < 0.5 * coffee.mean()
+
+
+@pytest.mark.parametrize("option", ["--tile", "--threads", "--max-pixels", "--workers"])
+def test_negative_counts_are_one_line_usage_errors(cli, small_pairs, tmp_path, option):
+    low, _ = small_pairs
+    result = cli("run", "pairlie", "--input", low, "--output", tmp_path / "out", option, "-1")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and option in lines[0] and lines[0].startswith("error: ")
+    assert not (tmp_path / "out").exists()

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli, emit_json, table
+from modelzoo.cli import cli, complete, emit_json, table
 from modelzoo.errors import ZooError
 from modelzoo.plugins import registry
 
@@ -25,12 +25,12 @@ def _names(value):
 
 
 @cli.command()
-@click.argument("model")
-@click.option("--build", default=None, help="Card build(s), comma-separated, or 'all' (default: the card's first).")
-@click.option("--backend", default=None,
+@click.argument("model", shell_complete=complete.models)
+@click.option("--build", default=None, shell_complete=complete.builds, help="Card build(s), comma-separated, or 'all' (default: the card's first).")
+@click.option("--backend", default=None, shell_complete=complete.backends,
               help="Runtime(s), comma-separated (default: each build yaml's backend.type); torch fp16/bf16 need CUDA.")
 @click.option("--batch", type=int, default=1, show_default=True, help="Images per inference.")
-@click.option("--threads", type=int, default=0, help="Runtime threads (0: the runtime's default).")
+@click.option("--threads", type=click.IntRange(min=0), default=0, help="Runtime threads (0: the runtime's default).")
 @click.option("--instances", type=int, default=1, show_default=True,
               help="Concurrent sessions, one thread each; throughput is their sum.")
 @click.option("--shape", default=None, help="Input C,H,W (default: the card's, e.g. 3,400,600).")
@@ -63,8 +63,7 @@ def bench(model, build, backend, batch, threads, instances, shape, warmup, repea
     document = engine.run(m, builds="all" if builds == ["all"] else builds, backends=_names(backend), batch=batch,
                           threads=threads, instances=instances, shape=_shape(shape), warmup=warmup,
                           repeat=repeat, baseline=baseline, variant=variant, weights=weights,
-                          workspace=workspace, options=options, isolate=not in_process,
-                          log=lambda msg: click.echo(msg, err=True))
+                          workspace=workspace, options=options, isolate=not in_process)
     engine.validate(document)
     if save:
         target = engine.save(m, document, machine_id)

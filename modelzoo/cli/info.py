@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli, emit_json, table, warn_problems
+from modelzoo.cli import cli, complete, emit_json, table, warn_problems
 from modelzoo.errors import EXIT_ERROR, ZooError
 from modelzoo.plugins import registry
 
@@ -26,7 +26,7 @@ def list_models(as_json):
 
 
 @cli.command()
-@click.argument("model")
+@click.argument("model", shell_complete=complete.models)
 @click.option("--json", "as_json", is_flag=True)
 def info(model, as_json):
     """A model's card as a table."""

@@ -3,13 +3,13 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli, warn_problems
+from modelzoo.cli import cli, complete, warn_problems
 from modelzoo.errors import ZooError
 from modelzoo.plugins import registry
 
 
 @cli.command()
-@click.argument("model", required=False)
+@click.argument("model", required=False, shell_complete=complete.models)
 @click.option("--all", "all_models", is_flag=True, help="Every registered model.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("docs"), show_default=True,
               help="Folder for index.html and models/ (committed).")
@@ -30,7 +30,6 @@ def publish(model, all_models, out, site, with_lol, no_images, weights, data_roo
     warn_problems()
     models = list(reg.models.values()) if all_models else [reg.model(model)]
     written = engine.publish(models, out=out, site=site, lol=with_lol or site is not None, images=not no_images,
-                             registry=reg, weights=weights, data_root=data_root,
-                             log=lambda msg: click.echo(msg, err=True))
+                             registry=reg, weights=weights, data_root=data_root)
     for path in written:
         click.echo(str(path))

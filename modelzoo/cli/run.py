@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from modelzoo import compile as compiler
-from modelzoo.cli import cli, emit_json, table
+from modelzoo.cli import cli, complete, emit_json, quiet_logs, table
 from modelzoo.errors import EXIT_PARTIAL, ZooError
 from modelzoo.plugins import registry
 
@@ -13,26 +13,20 @@ from modelzoo.plugins import registry
 def build_options(function):
     """--build/--backend/--variant/--weights/--threads/--workspace, shared by the commands that compile."""
     options = [
-        click.option("--build", default=None, help="A build of the card (fp32, fp16, int8, ...) or a build yaml path."),
-        click.option("--backend", default=None, help="Runtime (default: the build yaml's backend.type)."),
+        click.option("--build", default=None, shell_complete=complete.builds,
+                     help="A build of the card (fp32, fp16, int8, ...) or a build yaml path."),
+        click.option("--backend", default=None, shell_complete=complete.backends,
+                     help="Runtime (default: the build yaml's backend.type)."),
         click.option("--variant", default=None, help="Weights variant from the card (default: the first)."),
         click.option("--weights", type=click.Path(path_type=Path), default=None, help="Weights file or folder."),
-        click.option("--threads", type=int, default=0, help="Runtime threads (0: the runtime's default)."),
+        click.option("--threads", type=click.IntRange(min=0), default=0,
+                     help="Runtime threads (0: the runtime's default)."),
         click.option("--workspace", type=click.Path(path_type=Path), default=None,
                      help="Artifact cache folder (default: the build yaml's, else the user cache)."),
     ]
     for option in reversed(options):
         function = option(function)
     return function
-
-
-def open_session(model, build, backend, variant, weights, workspace, native=False, threads=0, quiet=False,
-                 options=None):
-    job = compiler.prepare(model, build, backend, variant, weights, native=native, workspace=workspace,
-                           options=options)
-    log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
-    session = compiler.load(job, threads=threads, log=log)
-    return job, session
 
 
 def engine_options(function):
@@ -42,7 +36,7 @@ def engine_options(function):
                      help='Where to run: this process, or Ray (pip install "modelzoo[ray]").'),
         click.option("--address", default=None, help="With --engine ray: an existing Ray cluster (default: a "
                      "local Ray instance for this command)."),
-        click.option("--workers", type=int, default=0, help="With --engine ray: parallel workers (default: "
+        click.option("--workers", type=click.IntRange(min=0), default=0, help="With --engine ray: parallel workers (default: "
                      "run: one per node; eval: one per CPU)."),
     ]
     for option in reversed(options):
@@ -51,7 +45,7 @@ def engine_options(function):
 
 
 @cli.command()
-@click.argument("model")
+@click.argument("model", shell_complete=complete.models)
 @click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
               help="An image or a folder (default: the built-in low-light samples).")
 @click.option("--output", type=click.Path(path_type=Path), default=None,
@@ -60,13 +54,13 @@ def engine_options(function):
               help="Folder of ground-truth images with matching names: score the outputs.")
 @click.option("--protocol", default=None, help="Metric protocol from the card (default: its first).")
 @click.option("--native", is_flag=True, help="Run at each image's own size instead of the vdsp params' size.")
-@click.option("--tile", type=int, default=1024, show_default=True,
+@click.option("--tile", type=click.IntRange(min=0), default=1024, show_default=True,
               help="With --native, images larger than this run in tiles with a halo (0: never).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Post-processing parameter, e.g. --set gamma=0.14.")
 @click.option("--resume", is_flag=True, help="Skip inputs whose output already exists.")
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Write the JSON report here too.")
-@click.option("--max-pixels", type=int, default=None, help="Refuse images above this many pixels.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse images above this many pixels.")
 @click.option("--datalist", type=click.Path(path_type=Path), default=None,
               help="Inputs from a datalist of npz files (see `modelzoo image2npz`) instead of --input.")
 @click.option("--npz-out", type=click.Path(path_type=Path), default=None,
@@ -88,6 +82,7 @@ def run(model, input_path, output, reference, protocol, native, tile, overrides,
         from modelzoo import ray_engine
 
         ray_engine.require()
+    quiet_logs(quiet)
     m = registry().model(model)
     overrides = m.check_params(parse_overrides(overrides))  # a misspelt --set fails before any work
     if max_pixels:
@@ -109,9 +104,13 @@ def run(model, input_path, output, reference, protocol, native, tile, overrides,
         if folder is not None:
             imaging.check_writable(folder)  # a clear error now rather than one per image after loading the model
     if engine == "ray":  # compile here, open sessions on the workers
-        job, session = ray_engine.prepare_job(m, build, backend, variant, weights, workspace, native, quiet), None
+        job, session = ray_engine.prepare_job(m, build, backend, variant, weights, workspace, native), None
     else:
-        job, session = open_session(m, build, backend, variant, weights, workspace, native, threads, quiet)
+        from modelzoo.api import open_enhancer
+
+        enhancer = open_enhancer(m, build, backend, variant, weights, workspace=workspace, native=native,
+                                 threads=threads)
+        job, session = enhancer.job, enhancer.session
     chosen = m.protocol(protocol)
     params = {**(chosen[1]["postprocess"] if protocol else {}), **overrides}
     request = runner.Request(m, session, native=native, params=params, overrides=overrides, output=output,
@@ -177,7 +176,7 @@ def parse_overrides(overrides):
 
 
 @cli.command()
-@click.argument("model")
+@click.argument("model", shell_complete=complete.models)
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Folder for the exports (default: the artifact cache).")
 @click.option("--json", "as_json", is_flag=True)
@@ -199,7 +198,7 @@ def export(model, output, as_json, build, backend, variant, weights, threads, wo
 
 
 @cli.command("compile")
-@click.argument("model")
+@click.argument("model", shell_complete=complete.models)
 @click.option("--native", is_flag=True, help="Build the dynamic-shape variant.")
 @click.option("--force", is_flag=True, help="Rebuild even when cached.")
 @click.option("--json", "as_json", is_flag=True)
@@ -214,7 +213,7 @@ def compile_command(model, native, force, as_json, build, backend, variant, weig
     for name in builds:
         started = time.perf_counter()
         job = compiler.prepare(m, name, backend, variant, weights, native=native, workspace=workspace)
-        manifest = compiler.ensure(job, force=force, log=lambda msg: click.echo(msg, err=True))
+        manifest = compiler.ensure(job, force=force)
         results.append({"build": job.build, "backend": job.backend.name, "dtype": job.dtype,
                         "cache": manifest["cache"], "seconds": round(time.perf_counter() - started, 2),
                         "artifact": str(job.workdir), "report": manifest.get("report", {})})
@@ -231,7 +230,8 @@ def weights():
 
 @weights.command("import")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--model", "names", multiple=True, help="Only these models (default: all).")
+@click.option("--model", "names", multiple=True, shell_complete=complete.models,
+              help="Only these models (default: all).")
 def weights_import(folder, names):
     """Copy weights found in FOLDER into the user cache after checking their sha256."""
     from modelzoo.weights import import_folder

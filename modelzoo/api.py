@@ -1,0 +1,112 @@
+"""The Python API: `modelzoo.load(name)` gives an enhancer, `list_models()` and `card(name)` describe the zoo.
+
+`open_enhancer` is the one place a compiled session is assembled (prepare, compile if needed, load); the CLI,
+publish, the Ray engine and bench all go through it, so a library user gets exactly what `modelzoo run` does.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from modelzoo import compile as compiler
+from modelzoo import imaging, runner
+from modelzoo.errors import ZooError
+
+
+class Enhancer:
+    """A model compiled for one build and backend, ready to enhance images.
+
+    `enhancer(image)` takes an RGB uint8 HxWx3 numpy array, a path or a PIL image (or a list of them) and
+    returns RGB uint8 of the same size, post-processed with the parameters given to `load` (the card's
+    defaults otherwise) and rounded as `modelzoo run` writes it. `enhancer.raw(image)` gives the deploy
+    outputs (a list of numpy arrays, batch of 1); `enhancer.card` is the validated card.
+    """
+
+    def __init__(self, model, job, session, params=None, native=False, tile=0):
+        self.model, self.job, self.session = model, job, session
+        self.request = runner.Request(model, session, native=native, params=dict(params or {}), progress=False,
+                                      tile=tile if native else 0)
+
+    @property
+    def card(self):
+        return self.model.card
+
+    def __repr__(self):
+        return f"<Enhancer {self.job.label}>"
+
+    def raw(self, image):
+        """The deploy outputs for one image, before post-processing."""
+        return runner.infer(self.request, as_rgb(image))
+
+    def __call__(self, image):
+        if isinstance(image, (list, tuple)):
+            return [self(one) for one in image]
+        pixels = as_rgb(image)
+        outputs = runner.infer(self.request, pixels)
+        enhanced = runner.enhance(self.request, outputs, pixels.shape[:2], self.request.params)
+        return imaging.quantize(enhanced, "round")
+
+
+def as_rgb(image):
+    """RGB uint8 HxWx3 from a numpy array, a path or a PIL image."""
+    if isinstance(image, (str, Path)):
+        return imaging.read_rgb(image)
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+            raise ZooError(f"image: expected an RGB uint8 HxWx3 array, got {image.dtype} with shape {image.shape}")
+        return imaging.to_rgb_array(image)
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow is a dependency of imaging
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        return imaging.to_rgb(image)
+    raise ZooError(f"image: expected a numpy array, a path or a PIL image, got {type(image).__name__}")
+
+
+def open_enhancer(model, build=None, backend=None, variant=None, weights=None, device=None, workspace=None,
+                  native=False, threads=0, options=None, shape=None, params=None, tile=0, registry=None):
+    """Prepare MODEL's build, compile it unless cached, open a session: the one way sessions are made."""
+    job = prepare(model, build, backend, variant, weights, device, workspace, native, options, shape, registry)
+    return Enhancer(model, job, compiler.load(job, threads=threads), params, native, tile)
+
+
+def prepare(model, build=None, backend=None, variant=None, weights=None, device=None, workspace=None,
+            native=False, options=None, shape=None, registry=None):
+    """The compile Job open_enhancer opens; `shape` (N,C,H,W) replaces the build's static input shape."""
+    options = {**(options or {}), **({"device": device} if device else {})}
+    job = compiler.prepare(model, build, backend, variant, weights, native=native, workspace=workspace,
+                           registry=registry, options=options)
+    if shape:
+        job.spec["frontend"]["shape"] = {"input": list(shape)}
+    return job
+
+
+def load(name, build=None, backend=None, variant=None, weights=None, device=None, **postprocess):
+    """An Enhancer for model NAME, compiled for `build` (default: the card's first) on `backend`.
+
+    backend: torch, onnxruntime, openvino, ... (default: the build yaml's). variant: a weights variant of the
+    card. weights: a file or folder (default: $MODELZOO_WEIGHTS, the user cache, then the card's url).
+    device: for the torch backend, cpu, cuda or cuda:N. Other keywords are post-processing parameters, the
+    same as `modelzoo run --set KEY=VALUE` (e.g. gamma=0.14).
+
+        import modelzoo
+        enhance = modelzoo.load(name)  # a name from modelzoo.list_models()
+        bright = enhance("dark.png")  # RGB uint8 HxWx3
+    """
+    return open_enhancer(_registry().model(name), build, backend, variant, weights, device, params=postprocess)
+
+
+def list_models():
+    """The names of the registered models, sorted."""
+    return sorted(_registry().models)
+
+
+def card(name):
+    """The validated card of model NAME (a dict, as in its card.yaml)."""
+    return _registry().model(name).card
+
+
+def _registry():
+    from modelzoo.plugins import registry
+
+    return registry()
