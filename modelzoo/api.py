@@ -3,6 +3,8 @@
 `open_enhancer` is the one place a compiled session is assembled (prepare, compile if needed, load); the CLI,
 publish, the Ray engine and bench all go through it, so a library user gets exactly what `modelzoo run` does.
 """
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,8 @@ import numpy as np
 from modelzoo import compile as compiler
 from modelzoo import imaging, runner
 from modelzoo.errors import ZooError
+
+logger = logging.getLogger(__name__)
 
 
 class Enhancer:
@@ -82,18 +86,36 @@ def prepare(model, build=None, backend=None, variant=None, weights=None, device=
 
 
 def load(name, build=None, backend=None, variant=None, weights=None, device=None, **postprocess):
-    """An Enhancer for model NAME, compiled for `build` (default: the card's first) on `backend`.
+    """An Enhancer for model NAME, compiled for `build` on `backend`.
 
-    backend: torch, onnxruntime, openvino, ... (default: the build yaml's). variant: a weights variant of the
-    card. weights: a file or folder (default: $MODELZOO_WEIGHTS, the user cache, then the card's url).
-    device: for the torch backend, cpu, cuda or cuda:N. Other keywords are post-processing parameters, the
-    same as `modelzoo run --set KEY=VALUE` (e.g. gamma=0.14).
+    With neither build nor backend, the fastest accurate build for this machine is chosen (see
+    modelzoo.choose; the choice is logged). build: a build of the card (fp32, fp16, int8, ...). backend: torch,
+    onnxruntime, openvino, ... (default: the build yaml's). variant: a weights variant of the card. weights: a
+    file or folder (default: $MODELZOO_WEIGHTS, the user cache, then the card's url). device: for the torch
+    backend, cpu, cuda or cuda:N. Other keywords are post-processing parameters, checked against the card,
+    the same as `modelzoo run --set KEY=VALUE` (e.g. gamma=0.14).
 
         import modelzoo
         enhance = modelzoo.load(name)  # a name from modelzoo.list_models()
         bright = enhance("dark.png")  # RGB uint8 HxWx3
     """
-    return open_enhancer(_registry().model(name), build, backend, variant, weights, device, params=postprocess)
+    model = _registry().model(name)
+    params = model.check_params(postprocess, "load():")
+    build, backend = resolve_build(model, build, backend, variant)
+    return open_enhancer(model, build, backend, variant, weights, device, params=params)
+
+
+def resolve_build(model, build=None, backend=None, variant=None, announce=logger.info):
+    """(build, backend) to open: as given, or, with neither given and the default weights, the fastest
+    accurate build for this machine (announced in one line). MODELZOO_BUILD=first keeps the card's first build."""
+    if build or backend or (variant and variant != model.default_variant) or \
+            os.environ.get("MODELZOO_BUILD", "auto") == "first":
+        return build, backend
+    from modelzoo.choose import choose
+
+    choice = choose(model)
+    announce(f"{model.name}: {choice.reason}")
+    return choice.build, choice.backend
 
 
 def list_models():

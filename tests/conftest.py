@@ -20,9 +20,12 @@ def environment(tmp_path_factory):
     """Point the engine at ../shared, and at a cache and a data folder that live for this test session only."""
     cache = tmp_path_factory.mktemp("cache")
     saved = {k: os.environ.get(k) for k in ("MODELZOO_CACHE", "MODELZOO_WEIGHTS", "MODELZOO_DATA", "MODELZOO_HOME",
-                                           "MODELZOO_LOAD_PLUGINS", "MODELZOO_DEBUG", "MODELZOO_OFFLINE")}
+                                           "MODELZOO_LOAD_PLUGINS", "MODELZOO_DEBUG", "MODELZOO_OFFLINE",
+                                           "MODELZOO_BUILD")}
+    # MODELZOO_BUILD=first: a run without --build uses the card's first build, so tests do not depend on this
+    # machine's bench results; tests/test_choose.py tests the automatic choice itself.
     os.environ.update(MODELZOO_CACHE=str(cache), MODELZOO_WEIGHTS=str(WEIGHTS), MODELZOO_DATA=str(DATA),
-                      MODELZOO_HOME=str(tmp_path_factory.mktemp("home")))
+                      MODELZOO_HOME=str(tmp_path_factory.mktemp("home")), MODELZOO_BUILD="first")
     for key in ("MODELZOO_LOAD_PLUGINS", "MODELZOO_DEBUG", "MODELZOO_OFFLINE"):
         os.environ.pop(key, None)
     yield cache

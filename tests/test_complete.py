@@ -17,7 +17,7 @@ def test_model_names():
 def test_builds_of_the_typed_model_and_backends_and_datasets(pairlie):
     assert candidates(["run", "pairlie", "--build"], "") == sorted(pairlie.builds)
     assert candidates(["eval", "pairlie", "--build"], "a") == ["all"]
-    assert candidates(["bench", "pairlie", "--build"], "int8") == ["int8", "int8-kl"]
+    assert candidates(["bench", "pairlie", "--build"], "int8") == [b for b in pairlie.builds if b.startswith("int8")]
     assert {"torch", "onnxruntime", "openvino"} <= set(candidates(["run", "pairlie", "--backend"], ""))
     assert candidates(["eval", "pairlie", "--dataset"], "lol-e") == ["lol-eval15"]
 

@@ -103,11 +103,12 @@ def run(model, input_path, output, reference, protocol, native, tile, overrides,
     for folder in (output, report.parent if report else None, npz_out):
         if folder is not None:
             imaging.check_writable(folder)  # a clear error now rather than one per image after loading the model
+    from modelzoo.api import open_enhancer, resolve_build
+
+    build, backend = resolve_build(m, build, backend, variant, announce=lambda line: click.echo(line, err=True))
     if engine == "ray":  # compile here, open sessions on the workers
         job, session = ray_engine.prepare_job(m, build, backend, variant, weights, workspace, native), None
     else:
-        from modelzoo.api import open_enhancer
-
         enhancer = open_enhancer(m, build, backend, variant, weights, workspace=workspace, native=native,
                                  threads=threads)
         job, session = enhancer.job, enhancer.session
