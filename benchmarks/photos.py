@@ -7,7 +7,8 @@ single: each (build, backend) in its own spawned process (so its peak RSS, VmHWM
 dynamic-shape session `modelzoo run` opens, then time what run does to one image between decoding and
 encoding: preprocess, tiled inference (1024 px cores with the exact halo), post-processing to float RGB.
 `--warmup` untimed runs (OpenVINO compiles each new tile shape on first sight), then `--repeat` timed ones.
-Each build's 8-bit output is compared with the first row's (PSNR), so a fast build that lost accuracy shows.
+Each build's 8-bit output is compared with the first fp32 row's (PSNR), so a fast build that lost
+accuracy shows.
 
 folder: `--count` synthetic JPEG photos of 3 to 12 MP (seeded), enhanced end to end by the `modelzoo run`
 command (decode, infer, encode JPEG with EXIF) in one process, or split across N processes of
@@ -95,11 +96,12 @@ def run_single(args):
                         rows.append(pool.submit(single, config).result())
                 except Exception as exc:  # noqa: BLE001 - report the row as failed, measure the rest
                     rows.append({"build": build, "backend": backend, "error": str(exc).splitlines()[0]})
-        reference = next((np.load(r["output"]) for r in rows if "output" in r), None)
-        for index, row in enumerate(rows):
-            if "output" in row:
-                output = np.load(row.pop("output"))
-                row["psnr_vs_first_row_db"] = psnr(output, reference) if index else None
+        done = [r for r in rows if "output" in r]
+        first = next((r for r in done if r["dtype"] == "fp32"), done[0] if done else None)
+        reference = np.load(first["output"]) if first else None
+        for row in done:
+            output = np.load(row.pop("output"))
+            row["psnr_vs_fp32_db"] = psnr(output, reference) if row is not first else None
     return {"model": args.model, "image": [args.height, args.width], "tile": args.tile, "threads": args.threads,
             "machine": machine(), "rows": rows}
 
