@@ -14,6 +14,7 @@ from modelzoo import imaging, runner
 from modelzoo.errors import ZooError
 
 logger = logging.getLogger(__name__)
+DEFAULT_TILE = 1024  # images larger than this run in tiles with an exact halo (as `modelzoo run --tile`)
 
 
 class Enhancer:
@@ -85,8 +86,9 @@ def prepare(model, build=None, backend=None, variant=None, weights=None, device=
     return job
 
 
-def load(name, build=None, backend=None, variant=None, weights=None, device=None, **postprocess):
-    """An Enhancer for model NAME, compiled for `build` on `backend`.
+def load(name, build=None, backend=None, variant=None, weights=None, device=None, resize=False, **postprocess):
+    """An Enhancer for model NAME, compiled for `build` on `backend`; it enhances each image at its own size
+    (tiled above 1024 px, like `modelzoo run`), or at the card's fixed input size with resize=True.
 
     With neither build nor backend, the fastest accurate build for this machine is chosen (see
     modelzoo.choose; the choice is logged). build: a build of the card (fp32, fp16, int8, ...). backend: torch,
@@ -102,7 +104,8 @@ def load(name, build=None, backend=None, variant=None, weights=None, device=None
     model = _registry().model(name)
     params = model.check_params(postprocess, "load():")
     build, backend = resolve_build(model, build, backend, variant)
-    return open_enhancer(model, build, backend, variant, weights, device, params=params)
+    return open_enhancer(model, build, backend, variant, weights, device, native=not resize, params=params,
+                         tile=0 if resize else DEFAULT_TILE)
 
 
 def resolve_build(model, build=None, backend=None, variant=None, announce=logger.info):

@@ -3,9 +3,20 @@
 Inputs of any common kind become RGB uint8: grayscale and palette images are expanded to RGB, the alpha
 channel of RGBA is dropped, 16-bit images are scaled to 8 bits, and EXIF orientation is applied. Headers are
 checked against a pixel limit before anything is decoded (decompression bombs).
+
+Photos (`read_photo` / `write_photo`, used by `modelzoo run`) keep what a photo carries besides its pixels:
+the format, EXIF (orientation reset to 1 once the pixels are upright), an RGB ICC profile, the alpha
+channel, 16-bit depth (the pixels stay float, so nothing is rounded to 8 bits on the way) and a JPEG's
+chroma subsampling and progressive mode.
 """
+import contextlib
+import io
+import logging
 import os
+import struct
 import tempfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -14,9 +25,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from modelzoo.errors import ZooError
 
-SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif")
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
 DEFAULT_MAX_PIXELS = 120_000_000  # about 11000 x 11000; override with --max-pixels or MODELZOO_MAX_PIXELS
 Image.MAX_IMAGE_PIXELS = None  # our own limit below replaces Pillow's warning
+log = logging.getLogger(__name__)
 
 
 def max_pixels():
@@ -39,32 +52,254 @@ def list_images(path):
 def read_rgb(path, limit=None):
     """Decode an image file to RGB uint8 HxWx3, or raise ZooError with the file and the cause."""
     path = Path(path)
-    limit = limit or max_pixels()
     if path.suffix.lower() == ".npz":
         return read_npz_input(path)
+    with opened(path, limit) as image:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
+
+
+@contextlib.contextmanager
+def opened(path, limit=None):
+    """The Pillow image of `path` with only its header read (checked against the pixel limit); every decoding
+    problem inside the block becomes a one-line ZooError naming the file."""
+    limit = limit or max_pixels()
     try:
         with Image.open(path) as image:
             width, height = image.size
             if width * height > limit:
                 raise ZooError(f"{path}: {width}x{height} is {width * height:,} pixels, above the limit of "
                                f"{limit:,} (raise it with --max-pixels or MODELZOO_MAX_PIXELS)")
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return to_rgb(image)
+            yield image
     except FileNotFoundError:
         raise ZooError(f"{path}: no such file") from None
     except PermissionError:
         raise ZooError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
-        size = path.stat().st_size if path.exists() else 0
-        cause = "empty file" if size == 0 else "not an image Pillow can decode"
-        raise ZooError(f"{path}: {cause}") from None
+        raise ZooError(f"{path}: {undecodable(path)}") from None
     except ZooError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, cv2.error) as exc:
         raise ZooError(f"{path}: cannot decode ({one_line(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - damaged files make Pillow raise TypeError, IndexError, struct.error...
         raise ZooError(f"{path}: cannot decode ({type(exc).__name__}: {one_line(exc)})") from None
+
+
+def undecodable(path):
+    """Why Pillow could not identify a file: empty, HEIC (no decoder here), or not an image."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        head = b""
+    if not head:
+        return "empty file"
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return ("HEIC/HEIF is not supported (no decoder is installed); convert it to JPEG first, e.g. "
+                "`heif-convert IN.heic OUT.jpg` or the phone's 'most compatible' camera setting")
+    return "not an image Pillow can decode"
+
+
+@dataclass
+class Photo:
+    """An input image and what its output should keep.
+
+    pixels: RGB HxWx3, uint8, or float32 on the 0..255 scale for a 16-bit source (model.preprocess takes
+    either). alpha: HxW in the source's depth, or None. format: Pillow's name (JPEG, PNG, WEBP, TIFF, BMP).
+    exif: raw EXIF with orientation 1. icc: the ICC profile when it describes RGB. jpeg: save options that
+    follow a JPEG source (subsampling, progressive).
+    """
+
+    pixels: np.ndarray | None
+    format: str = "PNG"
+    bits: int = 8
+    alpha: np.ndarray | None = None
+    exif: bytes | None = None
+    icc: bytes | None = None
+    jpeg: dict | None = None
+
+    @property
+    def size(self):
+        return self.pixels.shape[:2]
+
+
+def read_photo(path, limit=None):
+    """Decode an image file with what `write_photo` needs to keep; ZooError with the file and the cause."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        return Photo(read_npz_input(path))
+    with opened(path, limit) as image:
+        rawmode = image.tile[0][3] if image.tile else ""
+        rawmode = rawmode[0] if isinstance(rawmode, tuple) else rawmode
+        deep = ";16" in str(rawmode) or image.mode.startswith("I;16")
+        photo = Photo(None, "JPEG" if image.format == "MPO" else image.format or "PNG", 16 if deep else 8)
+        photo.exif = upright_exif(image.info.get("exif"))
+        icc = image.info.get("icc_profile")
+        if image.format in ("JPEG", "MPO"):
+            from PIL import JpegImagePlugin
+
+            photo.jpeg = {"subsampling": JpegImagePlugin.get_sampling(image),
+                          "progressive": bool(image.info.get("progressive"))}
+        orientation = image.getexif().get(0x0112, 1)
+        if deep:
+            photo.pixels, photo.alpha = decode_16bit(path, orientation)
+        else:
+            image.load()
+            if image.mode == "CMYK":
+                image, icc = cmyk_to_rgb(image, icc), None
+            image = ImageOps.exif_transpose(image)
+            photo.pixels = to_rgb(image)
+            if "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info):
+                photo.alpha = np.asarray(image.convert("RGBA"))[:, :, 3].copy()
+        photo.icc = icc if icc and icc[16:20] == b"RGB " else None
+        return photo
+
+
+def decode_16bit(path, orientation):
+    """16-bit PNG or TIFF (Pillow would cut it to 8 bits): RGB float32 on the 0..255 scale and uint16 alpha."""
+    array = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ZooError(f"{path}: cannot decode this 16-bit image")
+    array = oriented(array, orientation)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    channels = array.shape[2]
+    colour = np.repeat(array[:, :, :1], 3, axis=2) if channels < 3 else array[:, :, 2::-1]
+    alpha = array[:, :, -1].copy() if channels in (2, 4) else None
+    return np.ascontiguousarray(colour, dtype=np.float32) / np.float32(257.0), alpha
+
+
+def oriented(array, orientation):
+    """Apply EXIF orientation 2..8 to an HxW(xC) array (what ImageOps.exif_transpose does to an image)."""
+    steps = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+             5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 1)[::-1],
+             8: lambda a: np.rot90(a, 1)}
+    return np.ascontiguousarray(steps[orientation](array)) if orientation in steps else array
+
+
+def cmyk_to_rgb(image, icc):
+    """CMYK (print JPEGs) to RGB through the embedded profile when there is one, else Pillow's formula."""
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except (ImportError, OSError, ImageCms.PyCMSError) as exc:
+            log.warning("CMYK profile not usable (%s); converting without it", one_line(exc))
+    return image.convert("RGB")
+
+
+def upright_exif(exif):
+    """Raw EXIF bytes with the orientation tag set to 1 (the pixels are made upright when read).
+
+    Patched in place rather than re-serialised, so maker notes and their offsets stay valid.
+    """
+    if not exif:
+        return None
+    data = bytearray(exif)
+    start = 6 if data[:6] == b"Exif\x00\x00" else 0
+    order = {b"II": "<", b"MM": ">"}.get(bytes(data[start:start + 2]))
+    try:
+        if order:
+            ifd = start + struct.unpack_from(order + "I", data, start + 4)[0]
+            for index in range(struct.unpack_from(order + "H", data, ifd)[0]):
+                entry = ifd + 2 + 12 * index
+                if struct.unpack_from(order + "H", data, entry)[0] == 0x0112:
+                    struct.pack_into(order + "H", data, entry + 8, 1)
+                    break
+    except struct.error:
+        pass  # damaged EXIF: kept as it was
+    return bytes(data)
+
+
+OUTPUT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif"}
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+           ".bmp": "BMP"}
+
+
+def output_suffix(source, fmt=None):
+    """The output file's suffix: --format's, else the input's own (inputs without an image format: .png)."""
+    if fmt:
+        return OUTPUT_SUFFIXES[fmt]
+    suffix = Path(source).suffix.lower()
+    return suffix if suffix in FORMATS else ".png"
+
+
+def write_photo(path, image, photo=None, quality=95):
+    """Write float RGB in [0, 1] atomically in the format of `path`'s suffix, keeping what `photo` carries:
+    EXIF, ICC profile, alpha, 16-bit depth (PNG, TIFF) and a JPEG's subsampling and progressive mode."""
+    path = Path(path)
+    photo = photo or Photo(None)
+    fmt = FORMATS.get(path.suffix.lower(), "PNG")
+    try:
+        if photo.bits == 16 and fmt in ("PNG", "TIFF"):
+            data = encode_16bit(image, photo, fmt)
+        else:
+            data = encode_8bit(image, photo, fmt, quality)
+    except (OSError, ValueError) as exc:
+        raise ZooError(f"{path}: cannot encode as {fmt} ({one_line(exc)})") from None
+    atomic_write(path, data)
+
+
+def encode_8bit(image, photo, fmt, quality):
+    pixels = quantize(image, "round")
+    alpha = photo.alpha
+    if alpha is not None and fmt in ("JPEG", "BMP"):
+        log.warning("%s cannot hold an alpha channel: it is dropped", fmt)
+        alpha = None
+    if alpha is not None:
+        if alpha.dtype != np.uint8:
+            alpha = np.floor(alpha / 257.0 + 0.5).astype(np.uint8)
+        pixels = np.dstack([pixels, alpha])
+    options = {"exif": photo.exif, "icc_profile": photo.icc}
+    if fmt == "JPEG":
+        options.update(quality=quality, **(photo.jpeg or {}))
+    elif fmt == "WEBP":
+        options.update(quality=quality)
+    elif fmt == "PNG":
+        options.update(compress_level=3)  # 6 (Pillow's default) takes twice as long for 2% smaller files
+    elif fmt == "TIFF":
+        options.update(compression="tiff_adobe_deflate")
+    else:
+        options = {}
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, fmt, **{k: v for k, v in options.items() if v is not None})
+    return buffer.getvalue()
+
+
+def encode_16bit(image, photo, fmt):
+    pixels = np.floor(np.clip(image, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+    if photo.alpha is not None:
+        alpha = photo.alpha if photo.alpha.dtype == np.uint16 else photo.alpha.astype(np.uint16) * 257
+        pixels = np.dstack([pixels, alpha])
+    if fmt == "TIFF":
+        import tifffile
+
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, pixels, photometric="rgb", compression="zlib", iccprofile=photo.icc,
+                         extrasamples=[2] if photo.alpha is not None else None)
+        return buffer.getvalue()
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(pixels[:, :, [2, 1, 0, 3][:pixels.shape[2]]]))
+    if not ok:
+        raise ValueError("OpenCV could not encode a 16-bit PNG")
+    return png_with_chunks(encoded.tobytes(), photo)
+
+
+def png_with_chunks(png, photo):
+    """Insert iCCP and eXIf chunks after IHDR (OpenCV writes 16-bit PNGs but no metadata)."""
+    chunks = b""
+    if photo.icc:
+        chunks += png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(photo.icc))
+    if photo.exif:
+        chunks += png_chunk(b"eXIf", photo.exif[6:] if photo.exif.startswith(b"Exif\x00\x00") else photo.exif)
+    end_of_ihdr = 8 + 8 + 13 + 4
+    return png[:end_of_ihdr] + chunks + png[end_of_ihdr:]
+
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def one_line(exc):

@@ -2,6 +2,7 @@
 
 Decoding the next image, and post-processing, scoring and writing the previous one, happen on worker
 threads while the backend runs, so a folder run or an evaluation costs little more than its inferences.
+Outputs keep their input's format and metadata (imaging.read_photo / write_photo) unless `format` is set.
 """
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,8 @@ from tqdm import tqdm
 
 from modelzoo import imaging
 from modelzoo.errors import ZooError
+
+MAX_QUEUED_WRITES = 2  # outputs waiting for the writer: a 12 MP PairLIE output is about 200 MB of float
 
 
 @dataclass
@@ -31,7 +34,8 @@ class Request:
     params: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
     output: Path | None = None
-    suffix: str = ".png"
+    format: str | None = None  # png, jpg, webp or tiff; None: each output in its input's format
+    quality: int = 95  # JPEG and WebP
     references: dict = field(default_factory=dict)
     evaluator: object = None
     protocols: list = field(default_factory=list)
@@ -51,12 +55,14 @@ def infer(request, image):
     minimum = model.card["input"]["min_size"]
     if request.native and min(height, width) < minimum:
         raise ZooError(f"{width}x{height} is smaller than {model.name}'s minimum of {minimum}x{minimum} pixels "
-                       f"(run without --native to resize it)")
+                       f"(run with --resize to resize it)")
     x = model.preprocess(image, model.vdsp(), native=request.native)
-    if request.native and request.tile and max(height, width) > request.tile:
+    # Tiles are exact only for a finite receptive field; a card without one (global pooling, attention) runs whole.
+    radius = model.card.get("complexity", {}).get("receptive_radius")
+    if request.native and request.tile and radius is not None and max(height, width) > request.tile:
         from modelzoo.tiling import run_tiled
 
-        return run_tiled(request.session, x, request.tile, model.card["complexity"].get("receptive_radius", 16))
+        return run_tiled(request.session, x, request.tile, radius)
     return request.session.run(x)
 
 
@@ -69,7 +75,7 @@ def enhance(request, outputs, size, params):
 
 
 def output_path(request, source):
-    target = Path(request.output) / f"{Path(source).stem}{request.suffix}"
+    target = Path(request.output) / f"{Path(source).stem}{imaging.output_suffix(source, request.format)}"
     if target.resolve() == Path(source).resolve():
         raise ZooError(f"{target}: output would overwrite its input; choose another --output")
     return target
@@ -106,16 +112,19 @@ def run_files(request, files):
     bar = tqdm(total=len(todo), desc=request.model.name, unit="img", disable=not request.progress, leave=False)
     with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as writer:
         pending = []
-        upcoming = reader.submit(imaging.read_rgb, todo[0][0]) if todo else None
+        upcoming = reader.submit(imaging.read_photo, todo[0][0]) if todo else None
         try:
             for index, (source, target) in enumerate(todo):
                 current = upcoming
                 if index + 1 < len(todo):
-                    upcoming = reader.submit(imaging.read_rgb, todo[index + 1][0])
+                    upcoming = reader.submit(imaging.read_photo, todo[index + 1][0])
                 try:
-                    image = current.result()
+                    photo = current.result()
+                    image, size = photo.pixels, photo.size
+                    photo.pixels = None  # the writer needs only the metadata
                     tick = time.perf_counter()
                     outputs = (request.outputs_for or (lambda s, i: infer(request, i)))(source, image)
+                    del image
                     seconds = time.perf_counter() - tick
                 except ZooError as exc:
                     report["failures"].append({"input": str(source), "error": str(exc)})
@@ -123,7 +132,9 @@ def run_files(request, files):
                     continue
                 if request.on_outputs:
                     request.on_outputs(source, outputs)
-                pending.append(writer.submit(finish, request, source, target, image.shape[:2], outputs, seconds))
+                while len(pending) - sum(f.done() for f in pending) >= MAX_QUEUED_WRITES:
+                    next(f for f in pending if not f.done()).result()  # bounded memory at photo size
+                pending.append(writer.submit(finish, request, source, target, photo, size, outputs, seconds))
                 bar.update()
             for future in pending:
                 result = future.result()
@@ -139,13 +150,13 @@ def run_files(request, files):
     return report
 
 
-def finish(request, source, target, size, outputs, seconds):
+def finish(request, source, target, photo, size, outputs, seconds):
     """Write and score one image (on the writer thread); a dict with `error` on failure."""
     result = {"name": source.stem, "input": str(source), "seconds": round(seconds, 4)}
     try:
         if target is not None:
             image = enhance(request, outputs, size, request.params)
-            imaging.write_rgb(target, imaging.quantize(image, "round"))
+            imaging.write_photo(target, image, photo, request.quality)
             result["output"] = str(target)
         reference = request.references.get(source.stem)
         if reference is not None and request.evaluator is not None:

@@ -180,15 +180,14 @@ def test_exif_orientation_is_applied(tmp_path):
 
 @needs_shared
 def test_native_1x1_is_refused_and_2x2_works(tmp_path):
-    """ReflectionPad2d(1) needs 2 pixels a side: the card's input.min_size is 2."""
+    """ReflectionPad2d(1) needs 2 pixels a side: the card's input.min_size is 2. Own size is the default."""
     folder = tmp_path / "in"
     imaging.write_rgb(folder / "one.png", np.full((1, 1, 3), 30, np.uint8))
     imaging.write_rgb(folder / "two.png", np.full((2, 2, 3), 30, np.uint8))
     out = tmp_path / "out"
-    result = invoke("run", "pairlie", "--input", folder, "--output", out, "--native", "--backend", "torch",
-                    "--quiet")
+    result = invoke("run", "pairlie", "--input", folder, "--output", out, "--backend", "torch", "--quiet")
     assert result.exit_code == 3, result.output
-    assert "one.png: 1x1 is smaller than pairlie's minimum of 2x2 pixels (run without --native to resize it)" \
+    assert "one.png: 1x1 is smaller than pairlie's minimum of 2x2 pixels (run with --resize to resize it)" \
         in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["two.png"]
     assert imaging.read_rgb(out / "two.png").shape == (2, 2, 3)
@@ -251,7 +250,7 @@ def test_names_with_spaces_and_non_ascii(tmp_path):
     result = invoke("run", "pairlie", "--input", folder, "--output", out, "--native", "--backend", "torch",
                     "--quiet", "--json")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{Path(n).stem}.png" for n in names)
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # each in its input's format
     assert imaging.read_rgb(out / "夜 景.png").shape == (6, 8, 3)
 
 
@@ -358,11 +357,12 @@ def test_an_input_is_never_overwritten(tmp_path):
 
 @needs_shared
 def test_inputs_with_the_same_stem_do_not_overwrite_each_other(tmp_path):
+    """x.jpg and x.png both become x.png when --format png is asked for."""
     folder = tmp_path / "in"
     dark(folder / "x.jpg")
     dark(folder / "x.png", seed=1)
-    result = invoke("run", "pairlie", "--input", folder, "--output", tmp_path / "out", "--native", "--backend",
-                    "torch", "--quiet")
+    result = invoke("run", "pairlie", "--input", folder, "--output", tmp_path / "out", "--format", "png",
+                    "--backend", "torch", "--quiet")
     assert result.exit_code == 3
     assert "x.png: " in result.stderr and "is already the output of" in result.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.png"]

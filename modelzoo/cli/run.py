@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from modelzoo import compile as compiler
+from modelzoo.api import DEFAULT_TILE
 from modelzoo.cli import cli, complete, emit_json, quiet_logs, table
 from modelzoo.errors import EXIT_PARTIAL, ZooError
 from modelzoo.plugins import registry
@@ -27,6 +28,12 @@ def build_options(function):
     for option in reversed(options):
         function = option(function)
     return function
+
+
+def imaging_formats():
+    from modelzoo.imaging import OUTPUT_SUFFIXES
+
+    return OUTPUT_SUFFIXES
 
 
 def engine_options(function):
@@ -53,9 +60,15 @@ def engine_options(function):
 @click.option("--reference", type=click.Path(path_type=Path), default=None,
               help="Folder of ground-truth images with matching names: score the outputs.")
 @click.option("--protocol", default=None, help="Metric protocol from the card (default: its first).")
-@click.option("--native", is_flag=True, help="Run at each image's own size instead of the vdsp params' size.")
-@click.option("--tile", type=click.IntRange(min=0), default=1024, show_default=True,
-              help="With --native, images larger than this run in tiles with a halo (0: never).")
+@click.option("--resize", is_flag=True, help="Resize each image to the vdsp params' size and the output back (the "
+              "reference zoo's fixed-shape behaviour) instead of running it at its own size.")
+@click.option("--native", is_flag=True, hidden=True, help="Each image at its own size: the default now.")
+@click.option("--tile", type=click.IntRange(min=0), default=DEFAULT_TILE, show_default=True,
+              help="Images larger than this run in tiles with an exact halo (0: never).")
+@click.option("--format", "fmt", type=click.Choice(sorted(imaging_formats())), default=None,
+              help="Output format (default: each input's own).")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="JPEG and WebP quality.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Post-processing parameter, e.g. --set gamma=0.14.")
 @click.option("--resume", is_flag=True, help="Skip inputs whose output already exists.")
@@ -69,15 +82,18 @@ def engine_options(function):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @engine_options
 @build_options
-def run(model, input_path, output, reference, protocol, native, tile, overrides, resume, report, max_pixels,
-        datalist, npz_out, as_json, quiet, engine, address, workers, build, backend, variant, weights, threads,
-        workspace):
-    """Enhance an image or a folder with MODEL."""
+def run(model, input_path, output, reference, protocol, resize, native, tile, fmt, quality, overrides, resume,
+        report, max_pixels, datalist, npz_out, as_json, quiet, engine, address, workers, build, backend, variant,
+        weights, threads, workspace):
+    """Enhance an image or a folder with MODEL, each image at its own size (tiled above --tile)."""
     import os
 
     from modelzoo import imaging, runner
     from modelzoo.evaluate import for_task
 
+    if resize and native:
+        raise click.UsageError("--resize and --native contradict each other; --native is the default")
+    native = not resize
     if engine == "ray":
         from modelzoo import ray_engine
 
@@ -103,19 +119,20 @@ def run(model, input_path, output, reference, protocol, native, tile, overrides,
     for folder in (output, report.parent if report else None, npz_out):
         if folder is not None:
             imaging.check_writable(folder)  # a clear error now rather than one per image after loading the model
-    from modelzoo.api import open_enhancer, resolve_build
+    from modelzoo import api
 
-    build, backend = resolve_build(m, build, backend, variant, announce=lambda line: click.echo(line, err=True))
+    build, backend = api.resolve_build(m, build, backend, variant, announce=lambda line: click.echo(line, err=True))
     if engine == "ray":  # compile here, open sessions on the workers
         job, session = ray_engine.prepare_job(m, build, backend, variant, weights, workspace, native), None
     else:
-        enhancer = open_enhancer(m, build, backend, variant, weights, workspace=workspace, native=native,
+        enhancer = api.open_enhancer(m, build, backend, variant, weights, workspace=workspace, native=native,
                                  threads=threads)
         job, session = enhancer.job, enhancer.session
     chosen = m.protocol(protocol)
     params = {**(chosen[1]["postprocess"] if protocol else {}), **overrides}
     request = runner.Request(m, session, native=native, params=params, overrides=overrides, output=output,
-                             resume=resume, progress=not quiet and not as_json, tile=tile if native else 0)
+                             format=fmt, quality=quality, resume=resume, progress=not quiet and not as_json,
+                             tile=tile if native else 0)
     if npz_out:
         from modelzoo.evaluate import save_npz_outputs
 
