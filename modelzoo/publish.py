@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 
 
-from modelzoo import documents, imaging
+from modelzoo import documents, imaging, reports
 from modelzoo.errors import ZooError
 from modelzoo.model import Model
 
@@ -440,24 +440,31 @@ def publish(models, out="docs", site=None, lol=False, images=True, registry=None
         imaging.atomic_write(models_dir / f"{model.name}.html", render("model.html.j2", **ctx))
         written += [models_dir / f"{model.name}.md", models_dir / f"{model.name}.html"]
         contexts.append(ctx)
-    every, board = index_entries(registry, contexts)
-    if board["rows"]:
-        board["plot"] = plot_leaderboard(board, out / LEADERBOARD_PLOT)
-        written.append(out / LEADERBOARD_PLOT)
-    imaging.atomic_write(out / "index.html", render("index.html.j2", generated=NOTICE, models=every, board=board,
-                                                    lol=False))
-    written.append(out / "index.html")
+    every = all_contexts(registry, contexts)
+    written += write_index(out, every, lol=False)
+    written += reports.update(out, registry, every)
     if site or lol:
         written += build_site(models, contexts, out, Path(site or "site"), lol, registry, weights, data_root, log)
     return written
 
 
-def index_entries(registry, contexts):
-    """The index lists every registered model, also when only some were published this time: (model
-    summaries, leaderboard)."""
+def all_contexts(registry, contexts):
+    """Every registered model's context, also when only some were published this time, sorted by name."""
     done = {c["name"]: c for c in contexts}
     every = [done.get(m.name) or context(m, registry) for m in registry.models.values()]
-    return sorted((context_summary(c) for c in every), key=lambda e: e["name"]), leaderboard(every)
+    return sorted(every, key=lambda c: c["name"])
+
+
+def write_index(out, every, lol):
+    """index.html: every registered model, the leaderboard and its plot."""
+    board = leaderboard(every)
+    written = []
+    if board["rows"]:
+        board["plot"] = plot_leaderboard(board, out / LEADERBOARD_PLOT)
+        written.append(out / LEADERBOARD_PLOT)
+    imaging.atomic_write(out / "index.html", render("index.html.j2", generated=NOTICE, board=board, lol=lol,
+                                                    models=[context_summary(c) for c in every]))
+    return written + [out / "index.html"]
 
 
 COMMERCIAL = {"commercial": "yes", "non-commercial": "no", "unknown": "unknown"}
@@ -546,12 +553,7 @@ def build_site(models, contexts, out, site, lol, registry, weights, data_root, l
             written.append(page)
         imaging.atomic_write(site / "models" / f"{model.name}.html", render("model.html.j2", **ctx))
         written.append(site / "models" / f"{model.name}.html")
-    every, board = index_entries(registry, contexts)
-    if board["rows"]:
-        board["plot"] = plot_leaderboard(board, site / LEADERBOARD_PLOT)
-    imaging.atomic_write(site / "index.html", render("index.html.j2", generated=NOTICE, models=every, board=board,
-                                                     lol=lol))
-    written.append(site / "index.html")
+    written += write_index(site, all_contexts(registry, contexts), lol=lol)
     return written
 
 
