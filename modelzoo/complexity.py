@@ -1,13 +1,17 @@
-"""Parameters and multiply-accumulates counted from a model's layers, never written by hand.
+"""Parameters and multiply-accumulates counted from a model's forward pass, never written by hand.
 
-`count(module, shape)` runs one forward pass on zeros with forward hooks on the layers that do the
-arithmetic (Conv*d, ConvTranspose*d, Linear) and adds up, per call:
+`count(module, shape)` runs one forward pass on zeros under a torch function mode that sees every call of
+the functions that do the arithmetic, whether a layer (nn.Conv2d, nn.Linear) or the network's own code
+(F.conv2d with computed weights, attention's matrix products) makes it, and adds up per call:
 
-    Conv:   output elements x (in_channels / groups) x kernel elements
-    Linear: output elements x in_features
+    conv (1d/2d/3d):      output elements x (in_channels / groups) x kernel elements
+    conv_transpose:       input elements x (out_channels / groups) x kernel elements
+    linear:               output elements x in_features
+    matmul, mm, bmm:      output elements x the contracted dimension
 
-Bias additions, activations, padding and pooling are not counted (the usual convention of thop, fvcore and
-the papers' tables). FLOPs are reported as 2 x MACs. Parameters are every parameter of the module.
+Bias additions, activations, padding, pooling and elementwise products are not counted (the usual
+convention of thop, fvcore and the papers' tables). FLOPs are reported as 2 x MACs. Parameters are every
+parameter of the module.
 
 PairLIE at 1x3x400x600: 341,767 parameters, 81,838,080,000 MACs (163.7 GFLOPs). The reference zoo's table
 says 182.276 GFLOPs because its export script divides thop's MAC count by 9e8 before doubling.
@@ -16,42 +20,46 @@ import math
 
 from modelzoo.errors import ZooError
 
-MEASURED = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "Linear")
 
-
-def _macs(layer, inputs, output):
-    name = type(layer).__name__
-    if name.startswith("ConvTranspose"):
-        # each input element is multiplied by out_channels/groups x kernel weights
-        source = inputs[0]
-        return source.numel() * (layer.out_channels // layer.groups) * math.prod(layer.kernel_size)
-    if name.startswith("Conv"):
-        return output.numel() * (layer.in_channels // layer.groups) * math.prod(layer.kernel_size)
-    if name == "Linear":
-        return output.numel() * layer.in_features
-    return 0
+def _macs(name, args, kwargs, output):
+    """Multiply-accumulates of one call of a counted function, or None for the others."""
+    if name in ("conv1d", "conv2d", "conv3d"):
+        weight = args[1] if len(args) > 1 else kwargs["weight"]
+        return output.numel() * weight.shape[1] * math.prod(weight.shape[2:])
+    if name.startswith("conv_transpose"):
+        source, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
+        return source.numel() * weight.shape[1] * math.prod(weight.shape[2:])
+    if name == "linear":
+        weight = args[1] if len(args) > 1 else kwargs["weight"]
+        return output.numel() * weight.shape[-1]
+    if name in ("matmul", "mm", "bmm"):
+        return output.numel() * args[0].shape[-1]
+    return None
 
 
 def count(module, shape):
-    """{'params', 'macs', 'flops', 'shape', 'layers'} for `module` on an input of `shape` (N, C, H, W)."""
+    """{'params', 'macs', 'flops', 'shape', 'layers'} for `module` on an input of `shape` (N, C, H, W);
+    `layers` is the number of counted calls."""
     import torch
+    from torch.overrides import TorchFunctionMode
 
     totals = {"macs": 0, "layers": 0}
 
-    def hook(layer, inputs, output):
-        totals["macs"] += int(_macs(layer, inputs, output))
-        totals["layers"] += 1
+    class Counting(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            output = func(*args, **kwargs)
+            macs = _macs(getattr(func, "__name__", ""), args, kwargs, output)
+            if macs is not None:
+                totals["macs"] += int(macs)
+                totals["layers"] += 1
+            return output
 
-    handles = [m.register_forward_hook(hook) for m in module.modules() if type(m).__name__ in MEASURED]
-    if not handles:
-        raise ZooError(f"{type(module).__name__}: no Conv or Linear layers to count")
-    try:
-        with torch.inference_mode():
-            # `meta` tensors would avoid the compute, but not every op has a meta kernel; zeros are exact.
-            module.eval()(torch.zeros(*shape))
-    finally:
-        for handle in handles:
-            handle.remove()
+    with torch.inference_mode(), Counting():
+        # `meta` tensors would avoid the compute, but not every op has a meta kernel; zeros are exact.
+        module.eval()(torch.zeros(*shape))
+    if not totals["layers"]:
+        raise ZooError(f"{type(module).__name__}: no convolutions, linear layers or matrix products to count")
     params = sum(p.numel() for p in module.parameters())
     return {"params": int(params), "macs": totals["macs"], "flops": 2 * totals["macs"], "shape": list(shape),
             "layers": totals["layers"]}
