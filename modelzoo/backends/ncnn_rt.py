@@ -80,8 +80,11 @@ class Ncnn(Backend):
                 # pnnx turns into plain ncnn layers (unfrozen, it leaves a shared nn.Conv2d unconverted).
                 traced = torch.jit.freeze(torch.jit.trace(module, example, check_trace=False).eval())
             traced.save(str(traced_path))
+            # a second input size tells pnnx which dimensions vary, so reshapes that depend on H and W (IAT's
+            # token count) stay symbolic; the parity check below then tries a third size
+            other = [1, shape[1], *(padded(side // 2 + 1, job.model.multiple_of) for side in shape[2:])]
             convert(traced_path, shape, job.workdir / FILES[0], job.workdir / FILES[1], fp16=job.dtype == "fp16",
-                    label=job.label)
+                    label=job.label, other_shape=other)
         unknown = unconverted(job.workdir / FILES[0])
         if unknown:
             raise ZooError(f"{job.label}: pnnx left layers ncnn cannot run: {', '.join(unknown[:5])}")
@@ -163,12 +166,15 @@ class Ncnn(Backend):
         return NcnnSession(net, len(job.model.card["outputs"]))
 
 
-def convert(traced, shape, param, binary, fp16, label=""):
+def convert(traced, shape, param, binary, fp16, label="", other_shape=None):
     """Run the pnnx converter on a saved TorchScript trace; side files stay in the trace's folder."""
     from pnnx import EXEC_PATH
 
     folder = Path(traced).parent
-    command = [EXEC_PATH, str(traced), f"inputshape=[{','.join(map(str, shape))}]f32", "device=cpu",
+    shapes = [f"inputshape=[{','.join(map(str, shape))}]f32"]
+    if other_shape:
+        shapes.append(f"inputshape2=[{','.join(map(str, other_shape))}]f32")
+    command = [EXEC_PATH, str(traced), *shapes, "device=cpu",
                f"fp16={1 if fp16 else 0}", f"ncnnparam={param}", f"ncnnbin={binary}",
                f"ncnnpy={folder / 'model_ncnn.py'}", f"pnnxparam={folder / 'model.pnnx.param'}",
                f"pnnxbin={folder / 'model.pnnx.bin'}", f"pnnxpy={folder / 'model_pnnx.py'}",
