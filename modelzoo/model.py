@@ -8,7 +8,7 @@ from modelzoo.errors import ZooError
 
 
 class Model:
-    """Subclass and override `network` and `postprocess`; the rest has working defaults.
+    """Subclass and override `network`; the rest has working defaults.
 
     Hooks a model supplies:
       network(variant)        the torch nn.Module, weights not loaded
@@ -16,6 +16,7 @@ class Model:
       deploy(net)             the export patch: a module whose forward returns only the deploy outputs
       preprocess(image, vdsp) RGB uint8 HxWx3 -> float32 1x3xHxW (default: driven by vdsp params)
       postprocess(outputs, **params)  deploy outputs (numpy, batch of 1) -> RGB float HxWx3 in [0, 1]
+                              (default: the first output is the image)
     """
 
     def __init__(self, card_path):
@@ -41,7 +42,9 @@ class Model:
         return vdsp_preprocess(image, vdsp, native=native)
 
     def postprocess(self, outputs, **params):
-        raise NotImplementedError(f"{self.name}: the plugin does not define postprocess()")
+        """The first deploy output is the enhanced image (1x3xHxW): transposed to HxWx3. A model whose image
+        needs more than that (PairLIE's L ** gamma * R) overrides this."""
+        return outputs[0][0].transpose(1, 2, 0)
 
     # -- card helpers ----------------------------------------------------
     @property
