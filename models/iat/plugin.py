@@ -1,7 +1,7 @@
 """IAT as a modelzoo plugin: three weight variants of one card, one network, the enhanced image as the output.
 
 The official forward returns (mul, add, img_high); img_high is the enhanced image, already in (0, 1]
-(see net.DeployOutputs), so the deploy patch exports only it and post-processing is a transpose. The
+(see net.DeployOutputs), so the deploy patch exports only it and the engine's default post-processing applies. The
 variants differ in their weights and, for LOL-v2, in the input range the official evaluation feeds the
 network ([-1, 1]); that scaling is built into the network, so every variant takes the same [0, 1] input.
 """
@@ -23,10 +23,6 @@ class IAT(Model):
         from modelzoo_models.iat.net import DeployOutputs
 
         return DeployOutputs(network)
-
-    def postprocess(self, outputs, **_):
-        """The enhanced image (the official img_high) is computed inside the graph: transpose it to HxWx3."""
-        return outputs[0][0].transpose(1, 2, 0)
 
 
 @hookimpl

@@ -25,10 +25,6 @@ class RUAS(Model):
 
         return DeployOutputs(network)
 
-    def postprocess(self, outputs, **_):
-        """The enhanced image is computed (and clamped to [0, 1]) inside the graph: transpose it to HxWx3."""
-        return outputs[0][0].transpose(1, 2, 0)
-
 
 @hookimpl
 def register_models(register):

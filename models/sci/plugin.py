@@ -31,10 +31,6 @@ class SCI(Model):
 
         return DeployOutputs(network)
 
-    def postprocess(self, outputs, **_):
-        """The enhanced image r = clamp(input / illu, 0, 1) is computed inside the graph: transpose it to HxWx3."""
-        return outputs[0][0].transpose(1, 2, 0)
-
 
 @hookimpl
 def register_models(register):

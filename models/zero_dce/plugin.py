@@ -1,4 +1,4 @@
-"""Zero-DCE as a modelzoo plugin: one weight variant, DCE-Net, and a post-processing that only transposes.
+"""Zero-DCE as a modelzoo plugin: one weight variant, DCE-Net, and the engine's default post-processing (the image is the one output).
 
 The official Epoch99.pth is a plain state dict whose keys are the network's own (e_conv1 ... e_conv7), so the
 engine's default strict load applies. The network returns the official three tensors; the deploy patch keeps
@@ -20,10 +20,6 @@ class ZeroDCE(Model):
         from modelzoo_models.zero_dce.net import DeployOutputs
 
         return DeployOutputs(network)
-
-    def postprocess(self, outputs, **_):
-        """The enhanced image 1x3xHxW -> HxWx3."""
-        return outputs[0][0].transpose(1, 2, 0)
 
 
 @hookimpl

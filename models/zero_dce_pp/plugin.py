@@ -1,5 +1,5 @@
-"""Zero-DCE++ as a modelzoo plugin: one weight variant, DCE-Net++ at the official scale 12, and a
-post-processing that only transposes.
+"""Zero-DCE++ as a modelzoo plugin: one weight variant, DCE-Net++ at the official scale 12, and the
+engine's default post-processing (the image is the one output).
 
 The official Epoch99.pth is a plain state dict whose keys are the network's own (e_conv*.depth_conv /
 point_conv), so the engine's default strict load applies. The network needs H and W divisible by 12; the
@@ -21,10 +21,6 @@ class ZeroDCEPP(Model):
         from modelzoo_models.zero_dce_pp.net import DeployOutputs
 
         return DeployOutputs(network)
-
-    def postprocess(self, outputs, **_):
-        """The enhanced image 1x3xHxW -> HxWx3."""
-        return outputs[0][0].transpose(1, 2, 0)
 
 
 @hookimpl
