@@ -254,9 +254,13 @@ def shape_mode(job, shape):
     included), except a build that calibrates (int8): its calibration images are at the build's own size, so
     at any other shape it uses the dynamic (native) export, whose axes include the batch.
     """
+    from modelzoo.padding import padded
+
     if not getattr(job.backend, "needs_onnx", True):
         return "eager"
-    return "static" if list(shape) == list(job.shape) or not job.spec.get("dataset") else "dynamic"
+    multiple = job.model.multiple_of  # job.shape is padded to input.multiple_of; so is what the session runs
+    wanted = [*shape[:-2], padded(shape[-2], multiple), padded(shape[-1], multiple)]
+    return "static" if wanted == list(job.shape) or not job.spec.get("dataset") else "dynamic"
 
 
 def run(model, builds=None, backends=None, batch=1, threads=0, instances=1, shape=None, warmup=3, repeat=20,

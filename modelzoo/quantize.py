@@ -238,7 +238,10 @@ def to_int8(job, target):
     mode = settings.get("calibrate_mode", "kl_divergence")
     started = time.perf_counter()
     prepared = target.with_name("prepared.onnx")
-    quant_pre_process(str(job.onnx), str(prepared))  # folds the Pad shape subgraphs into constants
+    try:  # folds the Pad shape subgraphs into constants
+        quant_pre_process(str(job.onnx), str(prepared))
+    except Exception:  # noqa: BLE001 - its symbolic shape inference gives up on some dynamic graphs (Zero-DCE++)
+        quant_pre_process(str(job.onnx), str(prepared), skip_symbolic_shape=True)
     plan = calibration_plan(onnx.load(str(prepared)))
     arrays = calibration_inputs(job)
     images = len(arrays)
