@@ -184,8 +184,6 @@ def test_lol_eval15_matches_the_official_code(cli, tmp_path, network, official):
 def test_int8_runs_a_photo_of_any_size_at_full_resolution(cli, tmp_path):
     """`modelzoo run` uses the dynamic-shape export: its int8 build (whose dynamic graph ONNX Runtime's
     symbolic shape inference gives up on) still compiles, and a 70x50 photo comes back 70x50."""
-    from modelzoo import imaging
-
     source = tmp_path / "in" / "small.png"
     imaging.write_rgb(source, (np.random.default_rng(3).random((50, 70, 3)) * 80).astype(np.uint8))
     result = cli("run", "zero-dce-pp", "--build", "int8", "--input", source, "--output", tmp_path / "out", "--quiet")
