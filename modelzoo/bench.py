@@ -217,6 +217,7 @@ def _baseline_sessions(config):
 
     from modelzoo import weights
     from modelzoo.backends.torch_rt import resolve_device
+    from modelzoo.padding import wrap
     from modelzoo.plugins import registry
 
     model = registry().model(config["model"])
@@ -228,7 +229,8 @@ def _baseline_sessions(config):
     for _ in range(config["instances"]):
         network = model.network(config["variant"] or model.default_variant)
         model.load_weights(network, weights.load_state_dict(path))
-        sessions.append(_Eager(network.eval().to(device), device))
+        # padded like every session (input.multiple_of), as the official code crops or pads its input
+        sessions.append(wrap(_Eager(network.eval().to(device), device), model.multiple_of))
     return sessions, {"build": "baseline", "backend": "torch-eager", "dtype": "fp32", "device": device,
                       "shape_mode": "eager"}
 

@@ -80,9 +80,11 @@ class Ncnn(Backend):
                 # pnnx turns into plain ncnn layers (unfrozen, it leaves a shared nn.Conv2d unconverted).
                 traced = torch.jit.freeze(torch.jit.trace(module, example, check_trace=False).eval())
             traced.save(str(traced_path))
-            # a second input size tells pnnx which dimensions vary, so reshapes that depend on H and W (IAT's
-            # token count) stay symbolic; the parity check below then tries a third size
-            other = [1, shape[1], *(padded(side // 2 + 1, job.model.multiple_of) for side in shape[2:])]
+            # compile.second_shape: a second input size tells pnnx which dimensions vary, so reshapes that
+            # depend on H and W (IAT's token count) stay symbolic; the parity check below tries a third size.
+            # Off by default: it changes how pnnx writes other size-dependent ops (Zero-DCE++'s upsampling).
+            other = [1, shape[1], *(padded(side // 2 + 1, job.model.multiple_of) for side in shape[2:])] \
+                if job.options.get("second_shape") else None
             convert(traced_path, shape, job.workdir / FILES[0], job.workdir / FILES[1], fp16=job.dtype == "fp16",
                     label=job.label, other_shape=other)
         unknown = unconverted(job.workdir / FILES[0])
