@@ -171,6 +171,22 @@ def test_onnx_export_parity(iat, tmp_path, variant):
     assert report["shape"] == [1, 3, 400, 600]
 
 
+@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("ncnn", "pnnx")), reason="ncnn not installed")
+def test_ncnn_runs_any_size(iat):
+    """The ncnn build (pnnx given a second input size, so the attention's token count stays symbolic) equals
+    torch at the build's size and at two others."""
+    job = compiler.prepare(iat, "ncnn-fp32")
+    session = compiler.load(job, log=lambda m: None)
+    assert job.report["parity"]["max_abs_diff"] <= 1e-4 and job.report["parity"]["any_size"]["max_abs_diff"] <= 1e-4
+    module = job.torch_module()
+    for size in ((37, 53), (120, 90)):
+        x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1)) * 0.4
+        with torch.no_grad():
+            (expected,) = module(x)
+        (got,) = session.run(x.numpy())
+        assert got.shape == tuple(expected.shape) and float(np.abs(got - expected.numpy()).max()) <= 1e-4
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_lol_eval15_reproduces(cli, tmp_path, variant):
