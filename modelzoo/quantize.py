@@ -238,10 +238,9 @@ def to_int8(job, target):
     mode = settings.get("calibrate_mode", "kl_divergence")
     started = time.perf_counter()
     prepared = target.with_name("prepared.onnx")
-    try:  # folds the Pad shape subgraphs into constants
-        quant_pre_process(str(job.onnx), str(prepared))
-    except Exception:  # noqa: BLE001 - its symbolic shape inference gives up on some dynamic graphs (Zero-DCE++)
-        quant_pre_process(str(job.onnx), str(prepared), skip_symbolic_shape=True)
+    # folds the Pad shape subgraphs into constants. Symbolic shape inference only for static exports: on some
+    # dynamic graphs (Zero-DCE++) it gives up, and then dumps its model into the working directory.
+    quant_pre_process(str(job.onnx), str(prepared), skip_symbolic_shape=job.native)
     plan = calibration_plan(onnx.load(str(prepared)))
     arrays = calibration_inputs(job)
     images = len(arrays)
