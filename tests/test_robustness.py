@@ -388,8 +388,10 @@ def test_resume_skips_finished_outputs(tmp_path):
 @needs_shared
 def test_sigint_mid_batch_leaves_no_partial_file(tmp_path):
     folder, out = tmp_path / "in", tmp_path / "out"
-    for index in range(20):  # more than enough: only the first one or two get written before the signal
-        dark(folder / f"{index:02d}.png", 48, 64, seed=index)
+    # 240x320 takes PairLIE on torch a few hundred ms per image: the batch cannot finish between the first
+    # output appearing and the signal arriving, however fast the machine
+    for index in range(20):
+        dark(folder / f"{index:02d}.png", 240, 320, seed=index)
     process = subprocess.Popen([sys.executable, "-m", "modelzoo", "run", "pairlie", "--input", str(folder),
                                 "--output", str(out), "--native", "--backend", "torch", "--quiet"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -408,7 +410,7 @@ def test_sigint_mid_batch_leaves_no_partial_file(tmp_path):
     assert leftovers(out) == []
     assert 1 <= len(written) < 20
     for path in written:
-        assert imaging.read_rgb(path).shape == (48, 64, 3)  # complete, decodable PNGs only
+        assert imaging.read_rgb(path).shape == (240, 320, 3)  # complete, decodable PNGs only
 
 
 @needs_shared
