@@ -85,7 +85,11 @@ def engine_options(function):
 def run(model, input_path, output, reference, protocol, resize, native, tile, fmt, quality, overrides, resume,
         report, max_pixels, datalist, npz_out, as_json, quiet, engine, address, workers, build, backend, variant,
         weights, threads, workspace):
-    """Enhance an image or a folder with MODEL, each image at its own size (tiled above --tile)."""
+    """Enhance an image or a folder with MODEL, each image at its own size (tiled above --tile).
+
+    Without --build and --backend, the fastest build as accurate as fp32 on this CPU's instruction-set class
+    is used (one line says which and why); MODELZOO_BUILD=first uses the card's first build instead.
+    """
     import os
 
     from modelzoo import imaging, runner
