@@ -79,10 +79,8 @@ def bench_rows(model, isa):
 
 def runnable(model, build, backend, registry):
     runtime = registry.backends.get(backend)
-    if runtime is None or runtime.missing():
-        return False
-    dtype = documents.load(model.build_path(build), "build")["backend"]["dtype"]
-    return dtype in runtime.dtypes
+    spec = documents.load(model.build_path(build), "build")["backend"]
+    return runtime is not None and not runtime.missing(spec) and spec["dtype"] in runtime.dtypes
 
 
 def measured_here(model, candidates, machine, registry):

@@ -90,7 +90,7 @@ def prepare(model, build=None, backend=None, variant=None, weights_path=None, na
                        f"not installed here; available backends: {', '.join(sorted(registry.backends))} "
                        f"(pass --backend NAME)")
     runtime = registry.backend(backend_name)
-    problem = runtime.missing()
+    problem = runtime.missing(spec["backend"])
     if problem:
         raise ZooError(problem)
     dtype = spec["backend"]["dtype"]
@@ -126,8 +126,8 @@ def select_builds(model, build, backend=None, registry=None):
             skipped.append(f"{model.name}/{name}: written for {written_for}, not run on {backend}")
         elif runtime not in registry.backends:
             skipped.append(f"{model.name}/{name}: backend {runtime} is not available here")
-        elif registry.backends[runtime].missing():
-            skipped.append(f"{model.name}/{name}: {registry.backends[runtime].missing()}")
+        elif registry.backends[runtime].missing(spec):
+            skipped.append(f"{model.name}/{name}: {registry.backends[runtime].missing(spec)}")
         elif spec["dtype"] not in registry.backends[runtime].dtypes:
             skipped.append(f"{model.name}/{name}: {runtime} does not build {spec['dtype']}")
         else:

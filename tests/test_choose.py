@@ -75,7 +75,7 @@ def test_a_missing_runtime_is_never_chosen(model, monkeypatch):
     from modelzoo.plugins import registry
 
     monkeypatch.setattr(bench, "machine", machine_of("avx2"))
-    monkeypatch.setattr(registry().backends["openvino"], "missing", lambda: "pip install openvino")
+    monkeypatch.setattr(registry().backends["openvino"], "missing", lambda build=None: "pip install openvino")
     write_eval(model, "fp32", "onnxruntime", 20.0, 0.8)
     write_eval(model, "fp32", "openvino", 20.0, 0.8)
     write_bench(model, "avx2", [("fp32", "onnxruntime", 100), ("fp32", "openvino", 10)])
@@ -120,3 +120,23 @@ def test_a_plain_run_uses_the_chosen_build_and_stays_accurate(cli, monkeypatch, 
     summary = json.loads(result.stdout)
     assert summary["backend"] == "openvino" and summary["dtype"] == "int8"
     assert summary["mean"]["psnr"] >= 18.45 and summary["mean"]["ssim"] >= 0.740
+
+
+def test_an_nncf_build_without_nncf_is_not_chosen_and_says_what_to_install(monkeypatch):
+    """The fastest PairLIE build here is quantized by NNCF; where nncf is not installed it is skipped (and
+    compiling it is a one-line error naming the package), so a fresh install never picks what it cannot build."""
+    import importlib.util
+
+    from modelzoo import compile as compiler
+    from modelzoo.errors import ZooError
+    from modelzoo.plugins import registry
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nncf" else real(name, *a))
+    monkeypatch.setattr(bench, "machine", machine_of("avx512-vnni"))
+    pairlie = registry().model("pairlie")
+    chosen = choose.choose(pairlie, measure=False)
+    assert chosen.backend == "openvino" and "nncf" not in chosen.build
+    with pytest.raises(ZooError, match=r"needs the 'nncf' package: pip install nncf"):
+        compiler.prepare(pairlie, "int8-nncf-all")
+    assert any("int8-nncf: an NNCF int8 build needs" in s for s in compiler.select_builds(pairlie, "all")[1])

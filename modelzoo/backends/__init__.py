@@ -13,8 +13,9 @@ class Backend:
     install = ""  # how to install it, shown when it is missing
     plugin = ""
 
-    def missing(self):
-        """None when usable here, else a one-line reason with how to install it."""
+    def missing(self, build=None):
+        """None when usable here (for `build`, a build yaml's backend section, when given), else a one-line
+        reason with how to install what is missing."""
         if self.package and importlib.util.find_spec(self.package) is None:
             return f"backend {self.name} needs the '{self.package}' package: {self.install}"
         return None

@@ -50,7 +50,7 @@ class Ncnn(Backend):
     install = "pip install ncnn pnnx"
     needs_onnx = False
 
-    def missing(self):
+    def missing(self, build=None):
         import importlib.util
 
         absent = [name for name in ("ncnn", "pnnx") if importlib.util.find_spec(name) is None]

@@ -1,4 +1,6 @@
 """OpenVINO on the CPU: fp32 IR from the ONNX export; int8 from the QDQ model the ONNX Runtime build writes."""
+import importlib.util
+
 from modelzoo.backends import Backend
 from modelzoo.errors import ZooError
 
@@ -10,10 +12,16 @@ class OpenVINO(Backend):
     package = "openvino"
     install = "pip install openvino"
 
+    def missing(self, build=None):
+        problem = super().missing(build)
+        if problem is None and quantizer(build) == "nncf" and importlib.util.find_spec("nncf") is None:
+            return "an NNCF int8 build needs the 'nncf' package: pip install nncf (or 'modelzoo[nncf]')"
+        return problem
+
     def compile(self, job):
         import openvino as ov
 
-        if job.dtype == "int8" and quantizer(job) == "nncf":
+        if job.dtype == "int8" and quantizer(job.spec["backend"]) == "nncf":
             from modelzoo.quantize import nncf_int8
 
             model, report = nncf_int8(job)
@@ -49,9 +57,10 @@ class OpenVINO(Backend):
         return OpenVINOSession(compiled)
 
 
-def quantizer(job):
-    """Who quantizes an int8 build: modelzoo's own calibrator (a QDQ model, any ONNX runtime) or NNCF."""
-    return (job.spec["backend"].get("quantize") or {}).get("engine", "modelzoo")
+def quantizer(build):
+    """Who quantizes an int8 build (a build yaml's backend section): modelzoo's own calibrator (a QDQ model,
+    any ONNX runtime) or NNCF."""
+    return ((build or {}).get("quantize") or {}).get("engine", "modelzoo")
 
 
 def precision(core, dtype):
