@@ -394,11 +394,18 @@ def test_sigint_mid_batch_leaves_no_partial_file(tmp_path):
         dark(folder / f"{index:02d}.png", 240, 320, seed=index)
     process = subprocess.Popen([sys.executable, "-m", "modelzoo", "run", "pairlie", "--input", str(folder),
                                 "--output", str(out), "--native", "--backend", "torch", "--quiet"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                               # a shell without job control starts background jobs with SIGINT ignored, and
+                               # Python then never raises KeyboardInterrupt: give the child the default
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if out.is_dir() and any(p.suffix == ".png" and not p.name.startswith(".") for p in out.iterdir()):
-            break
+    def first_output_written():
+        try:  # the run's writability probe creates and removes the folder before the batch starts
+            return any(p.suffix == ".png" and not p.name.startswith(".") for p in out.iterdir())
+        except FileNotFoundError:
+            return False
+
+    while time.monotonic() < deadline and process.poll() is None and not first_output_written():
         time.sleep(0.005)
     if process.poll() is not None:
         pytest.fail(f"the batch finished before the interrupt could be sent: {process.communicate()}")
