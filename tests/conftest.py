@@ -1,4 +1,5 @@
 """Shared fixtures: real weights and data from ../shared, a per-session artifact cache, a CLI runner."""
+import importlib.util
 import os
 from pathlib import Path
 
@@ -13,6 +14,16 @@ LOL = DATA / "LOL" / "eval15"
 PAIRLIE_WEIGHTS = WEIGHTS / "pairlie" / "PairLIE.pth"
 
 needs_shared = pytest.mark.skipif(not PAIRLIE_WEIGHTS.is_file(), reason="../shared weights and data not present")
+needs_ncnn = pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("ncnn", "pnnx")),
+                                reason="ncnn and pnnx not installed (pip install -e '.[ncnn]')")
+
+
+def official_module(name, path):
+    """Import an official reference file from ../shared/reference (read only, never copied) as module `name`."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session", autouse=True)

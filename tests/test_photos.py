@@ -2,7 +2,6 @@
 
 Every image is made here (gradients and noise); none is derived from ../shared data.
 """
-import io
 import json
 
 import cv2

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import LOL, SHARED, WEIGHTS
+from conftest import needs_ncnn, LOL, SHARED, WEIGHTS
 from modelzoo import compile as compiler
 from modelzoo import imaging, weights
 from modelzoo.export import export_onnx
@@ -171,7 +171,7 @@ def test_onnx_export_parity(iat, tmp_path, variant):
     assert report["shape"] == [1, 3, 400, 600]
 
 
-@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("ncnn", "pnnx")), reason="ncnn not installed")
+@needs_ncnn
 def test_ncnn_runs_any_size(iat):
     """The ncnn build (pnnx given a second input size, so the attention's token count stays symbolic) equals
     torch at the build's size and at two others."""

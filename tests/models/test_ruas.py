@@ -4,7 +4,6 @@ eval15 reproduces the official outputs' score."""
 import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

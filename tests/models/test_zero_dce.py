@@ -1,13 +1,12 @@
 """Zero-DCE: the official Epoch99.pth loads strictly, our network reproduces the official model.py on LOL images,
 exports to ONNX within the parity gate, and the zoo's LOL eval15 score is the official code's."""
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import LOL, SHARED, WEIGHTS
+from conftest import needs_ncnn, official_module, LOL, SHARED, WEIGHTS
 from modelzoo import compile as compiler
 from modelzoo import imaging, metrics, weights
 from modelzoo.export import export_onnx
@@ -20,8 +19,6 @@ MEASURED = {"zoo": {"psnr": 14.8611, "ssim": 0.5591}, "paper": {"psnr": 14.8607,
 pytestmark = pytest.mark.skipif(not (WEIGHTS / "zero-dce" / "Epoch99.pth").is_file(),
                                 reason="../shared Zero-DCE weights not present")
 needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="../shared official Zero-DCE code not present")
-needs_ncnn = pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("ncnn", "pnnx")),
-                                reason="ncnn and pnnx not installed")
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +43,7 @@ def network(zero_dce, state):
 @pytest.fixture(scope="module")
 def official(state):
     """The official enhance_net_nopool, imported from ../shared/reference (read only, never copied)."""
-    spec = importlib.util.spec_from_file_location("official_zero_dce_model", REFERENCE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = official_module("official_zero_dce_model", REFERENCE)
     network = module.enhance_net_nopool()
     network.load_state_dict(state)
     return network.eval()

@@ -1,7 +1,6 @@
 """Zero-DCE++: the official Epoch99.pth loads strictly, our network reproduces the official model.py (scale 12) on
 LOL images cropped as the official test crops them, the engine pads other sizes to multiples of 12 and crops
 back, ONNX export passes the parity gate, and the LOL eval15 scores match the official code's."""
-import importlib.util
 import json
 
 import numpy as np
@@ -9,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import LOL, SHARED, WEIGHTS
+from conftest import needs_ncnn, official_module, LOL, SHARED, WEIGHTS
 from modelzoo import compile as compiler
 from modelzoo import imaging, metrics, weights
 from modelzoo.export import export_onnx
@@ -26,8 +25,6 @@ OFFICIAL_CROP = {"psnr": 15.3451, "ssim": 0.5681}  # the official protocol: crop
 pytestmark = pytest.mark.skipif(not (WEIGHTS / "zero-dce-pp" / "Epoch99.pth").is_file(),
                                 reason="../shared Zero-DCE++ weights not present")
 needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="../shared official Zero-DCE++ code not present")
-needs_ncnn = pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("ncnn", "pnnx")),
-                                reason="ncnn and pnnx not installed")
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +49,7 @@ def network(zero_dce_pp, state):
 @pytest.fixture(scope="module")
 def official(state):
     """The official enhance_net_nopool(scale_factor=12), imported from ../shared/reference (read only)."""
-    spec = importlib.util.spec_from_file_location("official_zero_dce_pp_model", REFERENCE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = official_module("official_zero_dce_pp_model", REFERENCE)
     network = module.enhance_net_nopool(SCALE)
     network.load_state_dict(state)
     return network.eval()
