@@ -7,7 +7,6 @@ import pytest
 
 from conftest import LOL, ROOT, needs_shared
 from modelzoo import bench, choose
-from modelzoo.model import Model
 
 DATASET = "lol-eval15"
 
@@ -22,7 +21,9 @@ def model(tmp_path):
     folder = tmp_path / "sci"
     shutil.copytree(ROOT / "models" / "sci", folder, ignore=shutil.ignore_patterns("__pycache__", "results"))
     (folder / "results").mkdir()
-    return Model(folder / "card.yaml")
+    from modelzoo.plugins import registry
+
+    return type(registry().model("sci"))(folder / "card.yaml")  # SCI's plugin class, this folder's results
 
 
 def write_eval(model, build, backend, psnr, ssim, variant=None):
@@ -140,3 +141,15 @@ def test_an_nncf_build_without_nncf_is_not_chosen_and_says_what_to_install(monke
     with pytest.raises(ZooError, match=r"needs the 'nncf' package: pip install nncf"):
         compiler.prepare(pairlie, "int8-nncf-all")
     assert any("int8-nncf: an NNCF int8 build needs" in s for s in compiler.select_builds(pairlie, "all")[1])
+
+
+@needs_shared
+def test_a_class_without_bench_results_is_timed_once_and_cached(model, monkeypatch):
+    monkeypatch.setattr(bench, "machine", machine_of("generic"))
+    write_eval(model, "fp32", "onnxruntime", 14.85, 0.524)
+    write_eval(model, "fp16", "onnxruntime", 14.85, 0.524)
+    first = choose.choose(model)
+    assert (first.build, first.backend) in {("fp32", "onnxruntime"), ("fp16", "onnxruntime")}
+    assert "ms/image on this CPU (timed on this generic CPU)" in first.reason
+    monkeypatch.setattr(bench, "run", lambda *a, **k: pytest.fail("timed again instead of using the cache"))
+    assert choose.choose(model).reason == first.reason
