@@ -53,8 +53,9 @@ def accurate(model, scores, metrics):
         return {}
     kept = {}
     for key, mean in scores.items():
-        if all(m.name in mean and (mean[m.name] - reference[m.name]) * (1 if m.higher_is_better else -1)
-               >= -m.tolerance for m in metrics if m.name in reference):
+        # both ways: a build that scores higher is a different output too, not the model the card describes
+        if all(m.name in mean and abs(mean[m.name] - reference[m.name]) <= m.tolerance
+               for m in metrics if m.name in reference):
             kept[key] = mean
     return kept
 

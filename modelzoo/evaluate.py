@@ -32,7 +32,7 @@ class Metric:
     higher_is_better: bool = True
     digits: int = 3  # decimals shown in tables
     description: str = ""
-    tolerance: float = 0.0  # a build this much worse than fp32 still counts as accurate (automatic choice)
+    tolerance: float = 0.0  # a build within this of fp32 (either way) counts as accurate (automatic choice)
 
     def format(self, value, digits=None):
         return "-" if value is None else f"{value:.{self.digits if digits is None else digits}f}"
