@@ -18,6 +18,20 @@ needs_ncnn = pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("n
                                 reason="ncnn and pnnx not installed (pip install -e '.[ncnn]')")
 
 
+def raw_state(model, variant=None):
+    """A variant's official weight file from ../shared as a state dict (never downloaded)."""
+    from modelzoo import weights
+
+    return weights.load_state_dict(weights.resolve(model, variant, download=False))
+
+
+def loaded(model, variant=None):
+    """The plugin's network for `variant` with its official weights loaded through the plugin, in eval mode."""
+    network = model.network(variant or model.default_variant)
+    model.load_weights(network, raw_state(model, variant))
+    return network.eval()
+
+
 def official_module(name, path):
     """Import an official reference file from ../shared/reference (read only, never copied) as module `name`."""
     spec = importlib.util.spec_from_file_location(name, path)

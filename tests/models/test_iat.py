@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import needs_ncnn, LOL, SHARED, WEIGHTS
+from conftest import loaded, raw_state, needs_ncnn, LOL, SHARED, WEIGHTS
 from modelzoo import compile as compiler
-from modelzoo import imaging, weights
+from modelzoo import imaging
 from modelzoo.export import export_onnx
 
 REFERENCE = SHARED / "reference" / "iat"
@@ -34,16 +34,6 @@ def iat():
     from modelzoo.plugins import registry
 
     return registry().model("iat")
-
-
-def raw_state(iat, variant):
-    return weights.load_state_dict(weights.resolve(iat, variant, download=False))
-
-
-def loaded(iat, variant):
-    network = iat.network(variant)
-    iat.load_weights(network, raw_state(iat, variant))
-    return network.eval()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import LOL, SHARED, WEIGHTS
+from conftest import loaded, raw_state, LOL, SHARED, WEIGHTS
 from modelzoo import compile as compiler
 from modelzoo import weights
 from modelzoo.export import export_onnx
@@ -35,16 +35,6 @@ def ruas():
     from modelzoo.plugins import registry
 
     return registry().model("ruas")
-
-
-def raw_state(ruas, variant):
-    return weights.load_state_dict(weights.resolve(ruas, variant, download=False))
-
-
-def loaded(ruas, variant):
-    network = ruas.network(variant)
-    ruas.load_weights(network, raw_state(ruas, variant))
-    return network.eval()
 
 
 def lol_image(name):

@@ -6,9 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import LOL, WEIGHTS
+from conftest import loaded, raw_state, LOL, WEIGHTS
 from modelzoo import compile as compiler
-from modelzoo import weights
 from modelzoo.export import export_onnx
 
 VARIANTS = ("medium", "easy", "difficult")
@@ -25,16 +24,6 @@ def sci():
     from modelzoo.plugins import registry
 
     return registry().model("sci")
-
-
-def raw_state(sci, variant):
-    return weights.load_state_dict(weights.resolve(sci, variant, download=False))
-
-
-def loaded(sci, variant):
-    network = sci.network(variant)
-    sci.load_weights(network, raw_state(sci, variant))
-    return network.eval()
 
 
 def functional_sci(x, state):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import needs_ncnn, official_module, LOL, SHARED, WEIGHTS
+from conftest import loaded, raw_state, needs_ncnn, official_module, LOL, SHARED, WEIGHTS
 from modelzoo import compile as compiler
-from modelzoo import imaging, metrics, weights
+from modelzoo import imaging, metrics
 from modelzoo.export import export_onnx
 
 REFERENCE = SHARED / "reference" / "zero-dce" / "model.py"
@@ -30,14 +30,12 @@ def zero_dce():
 
 @pytest.fixture(scope="module")
 def state(zero_dce):
-    return weights.load_state_dict(weights.resolve(zero_dce, download=False))
+    return raw_state(zero_dce)
 
 
 @pytest.fixture(scope="module")
-def network(zero_dce, state):
-    network = zero_dce.network("official")
-    zero_dce.load_weights(network, state)
-    return network.eval()
+def network(zero_dce):
+    return loaded(zero_dce)
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import needs_ncnn, official_module, LOL, SHARED, WEIGHTS
+from conftest import loaded, raw_state, needs_ncnn, official_module, LOL, SHARED, WEIGHTS
 from modelzoo import compile as compiler
-from modelzoo import imaging, metrics, weights
+from modelzoo import imaging, metrics
 from modelzoo.export import export_onnx
 
 REFERENCE = SHARED / "reference" / "zero-dce-pp" / "model.py"
@@ -36,14 +36,12 @@ def zero_dce_pp():
 
 @pytest.fixture(scope="module")
 def state(zero_dce_pp):
-    return weights.load_state_dict(weights.resolve(zero_dce_pp, download=False))
+    return raw_state(zero_dce_pp)
 
 
 @pytest.fixture(scope="module")
-def network(zero_dce_pp, state):
-    network = zero_dce_pp.network("official")
-    zero_dce_pp.load_weights(network, state)
-    return network.eval()
+def network(zero_dce_pp):
+    return loaded(zero_dce_pp)
 
 
 @pytest.fixture(scope="module")
