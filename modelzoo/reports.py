@@ -92,11 +92,11 @@ def quantization_table(registry, contexts):
     for ctx in contexts:
         model = registry.models[ctx["name"]]
         metrics = ctx["metrics"]
-        evals = choose.evaluations(model)
-        reference = evals.get(choose.reference_key(model))
+        evals, reference_key = choose.evaluations(model), choose.reference_key(model)
+        reference = evals.get(reference_key)
         good = choose.candidates(model, registry, only_runnable=False)
         for (build, backend), mean in sorted(evals.items()):
-            if (build, backend) == choose.reference_key(model) or reference is None:
+            if (build, backend) == reference_key or reference is None:
                 continue
             deltas = [f"{mean[m.name] - reference[m.name]:+.{m.digits}f}" if m.name in mean else "-" for m in metrics]
             rows.append([ctx["name"], build, backend, *(m.format(mean.get(m.name)) for m in metrics), *deltas,
