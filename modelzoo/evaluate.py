@@ -53,6 +53,9 @@ class Evaluator:
     name = ""
     tasks = ()
     metrics = ()  # Metric declarations, the first one the headline (plots, leaderboard sorting)
+    # (dataset, protocol, metric name) columns of the index and `modelzoo list`, one row per model; empty: the
+    # metrics of each model's first dataset under its first protocol (see modelzoo.leaderboard)
+    headline = ()
     plugin = ""
 
     def score(self, prediction, reference, protocol):
