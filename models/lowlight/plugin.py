@@ -5,6 +5,7 @@ import numpy as np
 
 from modelzoo import hookimpl
 from modelzoo.datasets import Dataset
+from modelzoo.errors import ZooError
 from modelzoo.evaluate import Evaluator, Metric
 from modelzoo.imaging import quantize
 from modelzoo.metrics import psnr, ssim
@@ -64,7 +65,10 @@ class LowLightEvaluator(Evaluator):
         written = pixels if pixels.dtype == np.uint8 else quantize(prediction, "round")
         measures = {"psnr": lambda: psnr(pixels, reference), "ssim": lambda: ssim(pixels, reference),
                     "niqe": lambda: iqa.niqe(written), "brisque": lambda: iqa.brisque(written)}
-        return {name: measures[name]() for name in names}
+        try:
+            return {name: measures[name]() for name in names}
+        except ValueError as exc:  # e.g. an image too small for NIQE's 96x96 blocks
+            raise ZooError(str(exc)) from None
 
 
 @hookimpl
