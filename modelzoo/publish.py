@@ -212,20 +212,23 @@ def dump_yaml(data):
 
 def context(model, registry=None):
     """Everything the Markdown and HTML templates show for one model."""
-    from modelzoo.evaluate import for_task
+    from modelzoo.evaluate import for_task, protocols_of
     from modelzoo.plugins import registry as default_registry
 
     registry = registry or default_registry()
     card = model.card
-    metrics = for_task(registry, card["task"]).metrics
+    evaluator = for_task(registry, card["task"])
+    metrics = evaluator.metrics
     evals, benches = measured(model)
+    # headline, plots and leaderboard: the card's first dataset; the Model Info table: every dataset
+    primary = [(f, d) for f, d in evals if d["dataset"]["name"] == (card["datasets"] or [None])[0]]
     lat = latencies(benches)
-    best, fastest = headline(model, evals, lat, metrics)
+    best, fastest = headline(model, primary, lat, metrics)
     cx = card["complexity"]
     protocols = [{"name": name, "description": spec["description"].strip(),
                   "postprocess": ", ".join(f"{k}={v}" for k, v in sorted(spec.get("postprocess", {}).items())),
                   "quantize": spec["quantize"], "quantize_text": QUANTIZE.get(spec["quantize"], spec["quantize"])}
-                 for name, spec in card["protocols"].items()]
+                 for name, spec in protocols_of(model, evaluator).items()]
     datasets = []
     for name in card["datasets"]:
         ds = registry.datasets.get(name) if registry else None
@@ -254,7 +257,7 @@ def context(model, registry=None):
         "bench_files": [{"file": f, "link": results_link(model, f), "machine": d.get("machine", {}).get("id", ""),
                          "created": d.get("created", "")} for f, d in benches],
         "front_matter": dump_yaml(metadata), "metadata": metadata,
-        "eval_docs": evals, "bench_docs": benches,
+        "eval_docs": primary, "all_eval_docs": evals, "bench_docs": benches,
         "first_build": "fp32" if "fp32" in card["builds"] else next(iter(card["builds"])),
         "first_dataset": (card["datasets"] or ["DATASET"])[0],
     }
