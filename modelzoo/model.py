@@ -12,7 +12,8 @@ class Model:
 
     Hooks a model supplies:
       network(variant)        the torch nn.Module, weights not loaded
-      load_weights(net, sd)   put a state dict into it (default: strict load)
+      load_weights(net, sd)   put the weights into it (default: strict load): a state dict for a single-file
+                              variant, {role: state dict} for a `files` variant (never called without weights)
       deploy(net)             the export patch: a module whose forward returns only the deploy outputs
       preprocess(image, vdsp) RGB uint8 HxWx3 -> float32 1x3xHxW (default: driven by vdsp params)
       postprocess(outputs, **params)  deploy outputs (numpy, batch of 1) -> RGB float HxWx3 in [0, 1]
@@ -67,6 +68,18 @@ class Model:
     @property
     def builds(self):
         return list(self.card["builds"])
+
+    def with_weights(self, variant, state, label=""):
+        """The network for `variant` with `state` loaded through load_weights (None: no weights), in eval mode;
+        a state that does not fit is a ZooError naming `label` (the weights files)."""
+        network = self.network(variant)
+        if state is not None:
+            try:
+                self.load_weights(network, state)
+            except (RuntimeError, KeyError, ValueError) as exc:
+                lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+                raise ZooError(f"{label}: not weights for {self.name} ({'; '.join(lines[:2])[:300]})") from None
+        return network.eval()
 
     def weights_entry(self, variant=None):
         variant = variant or self.default_variant
