@@ -18,6 +18,11 @@ class URetinexNet(Model):
 
         return Net(gamma=0.1, lamda=0.5, offset=0.05, rounds=3)
 
+    def deploy(self, network):
+        from modelzoo_models.uretinex_net.net import DeployOutputs
+
+        return DeployOutputs(network)
+
     def load_weights(self, network, states):
         """{role: checkpoint state_dict}, loaded as the official test.py does: decom <- init_low model_R, restore
         and illuminate <- unfolding model_R / model_L, adjust <- L_adjust model_A. decom_high (init_high) is not

@@ -83,6 +83,31 @@ def test_gt_ratio_equals_official_evaluate_py(model, network):
             assert float((zoo(network, low, ratio["ratio"]) - expected.clamp(0, 1)).abs().max()) <= 1e-5, name
 
 
+def test_load_and_run_with_ratio_3_give_the_official_ratio_3_output(cli, tmp_path):
+    """modelzoo.load(ratio=3) and `modelzoo run --set ratio=3` (torch backend, each image at its own size) give
+    the official test.py --ratio 3 output; --set ratio=abc is a one-line error."""
+    import modelzoo
+
+    low, _ = pair("22")
+    with official("uretinex-net") as script:
+        expected, _ = script("test").Inference(options(3)).eval()(low)
+    expected = expected.clamp(0, 1)[0].numpy().transpose(1, 2, 0)
+    pixels = imaging.read_rgb(LOL / "low" / "22.png")[CROP]
+    enhancer = modelzoo.load("uretinex-net", backend="torch", ratio=3)
+    assert float(np.abs(enhancer.raw(pixels)[0][0].transpose(1, 2, 0).clip(0, 1) - expected).max()) <= 1e-5
+    imaging.write_rgb(tmp_path / "in" / "22.png", pixels)
+    result = cli("run", "uretinex-net", "--input", tmp_path / "in", "--output", tmp_path / "out", "--backend",
+                 "torch", "--set", "ratio=3", "--quiet")
+    assert result.exit_code == 0, result.output
+    written = imaging.read_rgb(tmp_path / "out" / "22.png")
+    assert np.array_equal(written, enhancer(pixels))
+    assert np.abs(written.astype(np.int16) - imaging.quantize(expected, "round")).max() <= 1
+    result = cli("run", "uretinex-net", "--input", tmp_path / "in", "--output", tmp_path / "bad", "--backend",
+                 "torch", "--set", "ratio=abc")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == "error: --set ratio: expected a number, got 'abc'"
+
+
 def test_onnx_export_takes_the_ratio_and_matches_torch(model, network):
     low, _ = pair("1")
     session = compiler.load(compiler.prepare(model, "fp32", "onnxruntime", native=True), log=lambda m: None)
