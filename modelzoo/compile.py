@@ -140,10 +140,12 @@ def versions(*packages):
 
 
 def code_hash(model):
-    """sha256 over the model folder's Python files: the network and hooks that decide an export's content."""
+    """sha256 over the model folder's Python files (and those of the model whose network it reuses): the network
+    and hooks that decide an export's content."""
     digest = hashlib.sha256()
-    for path in sorted(model.folder.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for folder in (model.folder, *([model.base.folder] if model.base is not None else [])):
+        for path in sorted(folder.glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
