@@ -6,6 +6,9 @@ import numpy as np
 from modelzoo import documents
 from modelzoo.errors import ZooError
 
+# What a card with `network: OTHER` takes from OTHER's card where it does not say it itself: the network's facts.
+INHERITED = ("architecture", "input", "outputs", "operators", "complexity", "postprocess", "runtime_inputs")
+
 
 class Model:
     """Subclass and override `network`; the rest has working defaults.
@@ -23,7 +26,13 @@ class Model:
 
     A card's runtime_inputs are network inputs beyond the image: the deploy module's forward takes the image,
     then each runtime input in card order as a float32 tensor of shape [1].
+
+    A card with `network: OTHER` reuses the registered model OTHER's network: the registry binds OTHER as
+    `base`, every hook above defaults to OTHER's, and the card inherits OTHER's INHERITED fields. Its plugin
+    registers a plain Model for the card (its own weights, licence, results).
     """
+
+    base = None  # the Model whose network this one reuses (card `network`), bound by the registry
 
     def __init__(self, card_path):
         self.card_path = Path(card_path)
@@ -34,27 +43,45 @@ class Model:
 
     # -- hooks -----------------------------------------------------------
     def network(self, variant):
+        if self.base is not None:  # the base's variant of the same name, else its default
+            return self.base.network(variant if variant in self.base.variants else self.base.default_variant)
         raise NotImplementedError(f"{self.name}: the plugin does not define network()")
 
     def load_weights(self, network, state_dict):
+        if self.base is not None:
+            return self.base.load_weights(network, state_dict)
         network.load_state_dict(state_dict, strict=True)
 
     def deploy(self, network):
-        return network
+        return self.base.deploy(network) if self.base is not None else network
 
     def preprocess(self, image, vdsp, native=False):
+        if self.base is not None:
+            return self.base.preprocess(image, vdsp, native=native)
         from modelzoo.imaging import vdsp_preprocess
 
         return vdsp_preprocess(image, vdsp, native=native)
 
     def reference_inputs(self, low, reference):
+        if self.base is not None:
+            return self.base.reference_inputs(low, reference)
         raise ZooError(f"{self.card_path}: protocols: a reference-guided protocol needs the plugin's "
                        f"reference_inputs(low, reference), which {self.name} does not define")
 
     def postprocess(self, outputs, **params):
         """The first deploy output is the enhanced image (1x3xHxW): transposed to HxWx3. A model whose image
         needs more than that (PairLIE's L ** gamma * R) overrides this."""
+        if self.base is not None:
+            return self.base.postprocess(outputs, **params)
         return outputs[0][0].transpose(1, 2, 0)
+
+    def bind(self, base):
+        """Reuse `base`'s network (card `network`): its hooks, and its card's INHERITED fields this card lacks."""
+        if base.card.get("network"):
+            raise ZooError(f"{self.card_path}: network: '{base.name}' reuses another model's network itself; "
+                           f"name that one ({base.card['network']})")
+        self.base = base
+        self.card = inherit(self.card, base.card)
 
     # -- card helpers ----------------------------------------------------
     @property
@@ -92,7 +119,8 @@ class Model:
 
     def build_path(self, build):
         if build not in self.card["builds"]:
-            raise ZooError(f"{self.card_path}: builds: no build '{build}' (have: {', '.join(self.builds)})")
+            note = f"; {self.card['builds_note']}" if self.card.get("builds_note") else ""
+            raise ZooError(f"{self.card_path}: builds: no build '{build}' (have: {', '.join(self.builds)}){note}")
         return self.path(f"builds.{build}", self.card["builds"][build])
 
     def results_dir(self):
@@ -114,6 +142,10 @@ class Model:
 
     def input_shape(self):
         return list(self.card["input"]["shape"])
+
+    def unsupported(self, backend):
+        """Why this model cannot run on `backend` (card unsupported), or None."""
+        return (self.card.get("unsupported") or {}).get(backend)
 
     @property
     def multiple_of(self):
@@ -163,6 +195,11 @@ class Model:
         merged = {**self.parameter_defaults(), **self.check_params(params, "postprocess")}
         image = np.asarray(self.postprocess(outputs, **merged), dtype=np.float32)
         return np.clip(image, 0.0, 1.0)
+
+
+def inherit(card, base_card):
+    """`card` with the INHERITED fields it lacks taken from `base_card` (card `network`)."""
+    return {**{k: base_card[k] for k in INHERITED if k in base_card and k not in card}, **card}
 
 
 def check_params(card, params, where="--set"):
