@@ -18,7 +18,8 @@ STUBS = {
                                                   "Grayscale": None},
     "torchvision.utils": {"save_image": None}, "matplotlib": {}, "matplotlib.pyplot": {}, "turtle": {"forward": None},
     "lib2to3": {}, "lib2to3.pgen2": {}, "lib2to3.pgen2.pgen": {"NFAState": None},
-    "loss": {}, "loss.metric": {"PSNR": None, "SSIM": None}, "data": {}, "data.preprocessing": {"InitailProcessing": None},
+    "loss": {}, "loss.metric": {"PSNR": None, "SSIM": None}, "data": {},
+    "data.preprocessing": {"InitailProcessing": None},
 }
 
 
