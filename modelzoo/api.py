@@ -3,6 +3,7 @@
 `open_enhancer` is the one place a compiled session is assembled (prepare, compile if needed, load); the CLI,
 publish, the Ray engine and bench all go through it, so a library user gets exactly what `modelzoo run` does.
 """
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -49,6 +50,17 @@ class Enhancer:
         outputs = runner.infer(self.request, pixels)
         enhanced = runner.enhance(self.request, outputs, pixels.shape[:2], self.request.params)
         return imaging.quantize(enhanced, "round")
+
+    def photo(self, photo, **params):
+        """An imaging.Photo (as `imaging.decode_photo` reads it; 16-bit pixels stay float) enhanced to float RGB
+        in [0, 1] at its size: what `modelzoo run` encodes with `imaging.encode_photo`. Keywords override the
+        parameters given to `load`, checked against the card like `--set`."""
+        request = self.request
+        if params:
+            checked = self.model.check_params(params, "load():")
+            request = dataclasses.replace(request, params={**request.params, **checked})
+        outputs = runner.infer(request, photo.pixels)
+        return runner.enhance(request, outputs, photo.size, request.params)
 
 
 def as_rgb(image):
