@@ -154,7 +154,8 @@ def create_app(settings=None):
         loaded = {name: service.sessions.loaded().count(name) for name in service.names}
         gauges = {("modelzoo_queue_depth", "Requests waiting for an inference worker.", ""): queue.waiting,
                   ("modelzoo_inflight", "Requests admitted (running or waiting).", ""): queue.admitted,
-                  ("modelzoo_loaded_models", "Open sessions by model.", "model"): loaded}
+                  ("modelzoo_loaded_models", "Open sessions by model.", "model"): loaded,
+                  ("modelzoo_inferences_completed", "Inferences run to the end since the start.", ""): queue.completed}
         return PlainTextResponse(service.metrics.render(gauges), media_type="text/plain; version=0.0.4")
 
     @app.get("/")

@@ -83,6 +83,7 @@ class WorkQueue:
         self.workers, self.queue = workers, queue
         self.admitted = 0
         self.running = 0
+        self.completed = 0  # inferences run to the end (dropped or cancelled work never starts)
         self.inference = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelzoo-infer")
         self.codec = ThreadPoolExecutor(max_workers=codec_threads or os.cpu_count() or 2,
                                         thread_name_prefix="modelzoo-codec")
@@ -116,6 +117,7 @@ class WorkQueue:
             with self.lock:
                 self.recent = 0.8 * self.recent + 0.2 * (time.perf_counter() - started)
                 self.running -= 1
+                self.completed += 1
 
     async def codec_call(self, function, *args):
         loop = asyncio.get_running_loop()
