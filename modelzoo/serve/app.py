@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 OPTIONS = ("build", "backend", "variant", "format", "quality")  # query parameters that are not the card's
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff",
                "BMP": "image/bmp"}
+# Bodies taken as the image file itself: curl --data-binary and urllib label raw data as a form by default.
+RAW_TYPES = ("application/octet-stream", "application/x-www-form-urlencoded")
 PUBLIC = ("/", "/v2/health/live", "/v2/health/ready")  # answered without an API key (the page, probes)
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
@@ -184,7 +186,7 @@ async def enhance_request(service, name, request):
         raise Refused(422, f"query format: '{fmt}' is not one of {', '.join(sorted(imaging.OUTPUT_SUFFIXES))}")
     quality = parse_quality(options.get("quality", "95"))
     kind = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
-    if not (kind.startswith("image/") or kind == "application/octet-stream"):
+    if not (kind.startswith("image/") or kind in RAW_TYPES):
         raise Refused(415, f"content-type {kind}: send the image file itself as the body (image/* or "
                            "application/octet-stream)")
     if service.draining:
