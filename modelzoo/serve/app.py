@@ -191,7 +191,10 @@ async def enhance_request(service, name, request):
                            "application/octet-stream)")
     if service.draining:
         raise Refused(503, "shutting down: finishing the requests in flight", {"Retry-After": "5"})
-    body = await read_body(request, service.settings.max_bytes)
+    try:  # a slow upload holds a connection, never more than the timeout
+        body = await asyncio.wait_for(read_body(request, service.settings.max_bytes), service.settings.timeout)
+    except asyncio.TimeoutError:
+        raise Refused(408, f"body: not received within {service.settings.timeout:g} s (--timeout)") from None
     try:
         service.queue.admit()
     except Full as exc:
