@@ -206,15 +206,17 @@ async def enhance_request(service, name, request):
             raise Refused(500, str(exc)) from None
         work = asyncio.ensure_future(run_one(service, enhancer, body, params, fmt, quality))
         gone = asyncio.ensure_future(disconnected(request))
-        done, _ = await asyncio.wait({work, gone}, timeout=service.settings.timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait({work, gone}, timeout=service.settings.timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
         if work not in done:
             work.cancel()  # not started yet: dropped from the pool's queue; running: its answer is discarded
             if gone in done:
                 service.metrics.dropped += 1
                 return Response(status_code=499)  # nobody is listening
             raise Refused(504, f"no answer within {service.settings.timeout:g} s (--timeout)")
-        gone.cancel()
         data, photo_format, timings = work.result()
     finally:
         service.queue.release()
