@@ -133,6 +133,7 @@ def blocked(service):
 
 
 def test_a_full_queue_answers_503_with_retry_after_and_never_queues_more():
+    """Full: every place taken, or the requests ahead would keep this one past the timeout."""
     with TestClient(create_app(Settings(models=["sci"], queue=1, timeout=30))) as test_client:
         service = test_client.app.state.service
         png = encoded(scene(40, 56))
@@ -143,6 +144,10 @@ def test_a_full_queue_answers_503_with_retry_after_and_never_queues_more():
         assert "queue is full" in answer.json()["error"]
         service.queue.release(), service.queue.release()
         assert test_client.post(ENHANCE, content=png).status_code == 200
+        service.queue.admit()  # one running, a place free, but at 20 s per image it would end past --timeout 30
+        service.queue.recent = 20.0
+        answer = test_client.post(ENHANCE, content=png)
+        assert answer.status_code == 503 and int(answer.headers["retry-after"]) == 20
 
 
 def test_a_request_past_its_timeout_is_504_and_its_work_is_dropped():

@@ -196,7 +196,7 @@ async def enhance_request(service, name, request):
     except asyncio.TimeoutError:
         raise Refused(408, f"body: not received within {service.settings.timeout:g} s (--timeout)") from None
     try:
-        service.queue.admit()
+        service.queue.admit(service.settings.timeout)
     except Full as exc:
         raise Refused(503, str(exc), {"Retry-After": str(exc.seconds)}) from None
     try:

@@ -77,7 +77,8 @@ def load(key):
 
 
 class WorkQueue:
-    """Admission to the inference pool: at most `workers` running and `queue` waiting; beyond that, Full."""
+    """Admission to the inference pool: at most `workers` running and `queue` waiting, and no more than can
+    finish within the timeout; beyond that, Full."""
 
     def __init__(self, workers, queue, codec_threads=None):
         self.workers, self.queue = workers, queue
@@ -94,9 +95,12 @@ class WorkQueue:
     def waiting(self):
         return max(0, self.admitted - self.running)
 
-    def admit(self):
-        if self.admitted >= self.workers + self.queue:
-            raise Full(max(1, math.ceil(self.admitted * self.recent / self.workers)))
+    def admit(self, timeout=None):
+        """Take a place, or raise Full when every place is taken or when the requests ahead would keep this
+        one past `timeout` (at the recent inference time): refused now with 503 rather than 504 later."""
+        wait = self.admitted * self.recent / self.workers
+        if self.admitted >= self.workers + self.queue or (timeout and wait + self.recent > timeout):
+            raise Full(max(1, math.ceil(wait)))
         self.admitted += 1
 
     def release(self):
