@@ -275,12 +275,14 @@ def split_query(request):
     return options, seen
 
 
-def check(model, params):
-    """The card's declared parameters, checked and converted like `--set` (an unknown name lists the allowed)."""
+def check(model, settings):
+    """The card's post-processing parameters and runtime inputs, checked and converted like `--set` (an
+    unknown name lists the allowed ones)."""
     try:
-        return model.check_params(params, "query")
+        params, inputs = model.settings(settings, "query")
     except ZooError as exc:
         raise Refused(422, str(exc)) from None
+    return {**params, **inputs}
 
 
 def session_key(model, options):
