@@ -215,3 +215,25 @@ def test_serving_beyond_loopback_needs_keys_or_insecure(cli, tmp_path):
     assert result.exit_code == 1 and "no API keys" in result.output
     result = cli("serve", "--model", "nope")
     assert result.exit_code == 1 and "nope" in result.output
+
+
+def test_runtime_inputs_are_query_parameters_as_load_takes_them(tmp_path_factory):
+    """A card's runtime input (URetinex-Net's `ratio`, here a toy's) is set per request like load(ratio=3)."""
+    import modelzoo
+    from toys import FP32, Gain, ToyModel, registered, save_weights, weights_for, write_card
+
+    ratio = {"type": "number", "minimum": 1, "maximum": 20, "default": 5, "description": "illumination ratio"}
+    card = write_card(tmp_path_factory.mktemp("toy-serve") / "model", "toy-serve", builds={"fp32": FP32},
+                      weights={"official": save_weights("toy-serve", "gain.pth", weights_for(Gain))},
+                      runtime_inputs={"ratio": ratio})
+    pixels = np.random.default_rng(1).integers(0, 100, (40, 50, 3), dtype=np.uint8)
+    with registered(ToyModel(card)), TestClient(create_app(Settings(models=["toy-serve"]))) as test_client:
+        answers = {value: test_client.post(f"/v1/models/toy-serve/enhance?ratio={value}", content=encoded(pixels))
+                   for value in ("3", "7")}
+        for value, answer in answers.items():
+            assert answer.status_code == 200, answer.text
+            expected = modelzoo.load("toy-serve", build="fp32", ratio=float(value))(pixels)
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(answer.content))), expected)
+        assert answers["3"].content != answers["7"].content
+        refused = test_client.post("/v1/models/toy-serve/enhance?ratio=50", content=encoded(pixels))
+        assert refused.status_code == 422 and "ratio" in refused.json()["error"]
