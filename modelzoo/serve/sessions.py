@@ -88,7 +88,7 @@ class WorkQueue:
         self.inference = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelzoo-infer")
         self.codec = ThreadPoolExecutor(max_workers=codec_threads or os.cpu_count() or 2,
                                         thread_name_prefix="modelzoo-codec")
-        self.recent = 0.1  # seconds per inference, a moving average for Retry-After
+        self.recent = 0.1  # seconds per inference (the first one's, then a moving average): Retry-After, admission
         self.lock = threading.Lock()
 
     @property
@@ -119,7 +119,8 @@ class WorkQueue:
             return function(*args, **kwargs)
         finally:
             with self.lock:
-                self.recent = 0.8 * self.recent + 0.2 * (time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                self.recent = seconds if not self.completed else 0.7 * self.recent + 0.3 * seconds
                 self.running -= 1
                 self.completed += 1
 
