@@ -12,9 +12,9 @@ import numpy as np
 from modelzoo import compile as compiler
 from modelzoo import imaging, runner
 from modelzoo.errors import ZooError
+from modelzoo.tiling import DEFAULT_TILE
 
 logger = logging.getLogger(__name__)
-DEFAULT_TILE = 1024  # images larger than this run in tiles with an exact halo (as `modelzoo run --tile`)
 
 
 class Enhancer:

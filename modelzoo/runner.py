@@ -44,6 +44,7 @@ class Request:
     references: dict = field(default_factory=dict)
     evaluator: object = None
     protocols: list = field(default_factory=list)
+    score_unpaired: bool = False  # score inputs without a reference too (the no-reference metrics)
     resume: bool = False
     progress: bool = True
     tile: int = 0
@@ -184,13 +185,13 @@ def finish(request, source, target, photo, size, outputs, seconds, by_reference=
             imaging.write_photo(target, image, photo, request.quality)
             result["output"] = str(target)
         reference = request.references.get(source.stem)
-        if reference is not None and request.evaluator is not None:
-            truth = imaging.read_rgb(reference)
+        if request.evaluator is not None and (reference is not None or request.score_unpaired):
+            truth = imaging.read_rgb(reference) if reference is not None else None
             result["metrics"] = {}
             for name, protocol in request.protocols:
                 params = {**protocol.get("postprocess", {}), **request.overrides}
                 values, scored = by_reference.get(name, (None, outputs))
-                prediction = enhance(request, scored, truth.shape[:2], params)
+                prediction = enhance(request, scored, truth.shape[:2] if truth is not None else size, params)
                 result["metrics"][name] = request.evaluator.score(prediction, truth, protocol)
                 if values is not None:
                     result.setdefault("runtime_inputs", {})[name] = values

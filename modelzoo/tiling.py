@@ -20,6 +20,8 @@ import numpy as np
 from modelzoo.backends import feed
 from modelzoo.errors import ZooError
 
+DEFAULT_TILE = 1024  # images larger than this run in tiles with an exact halo (`modelzoo run --tile`, eval)
+
 MIN_HALO = 16
 # Largest core side actually run: a larger --tile is split further. Peak RSS for a 4000x6000 PairLIE image
 # (ONNX Runtime fp32, dynamic): 2.9 GB with 1024 px cores, 7.4 GB with 2048. Override: MODELZOO_MAX_TILE.

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from modelzoo import compile as compiler
-from modelzoo.api import DEFAULT_TILE
+from modelzoo.tiling import DEFAULT_TILE
 from modelzoo.cli import cli, complete, emit_json, quiet_logs, table
 from modelzoo.errors import EXIT_PARTIAL, ZooError
 from modelzoo.plugins import registry
@@ -93,7 +93,7 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
     import os
 
     from modelzoo import imaging, runner
-    from modelzoo.evaluate import for_task
+    from modelzoo.evaluate import for_task, protocols_for
 
     if resize and native:
         raise click.UsageError("--resize and --native contradict each other; --native is the default")
@@ -132,7 +132,7 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
         enhancer = api.open_enhancer(m, build, backend, variant, weights, workspace=workspace, native=native,
                                  threads=threads)
         job, session = enhancer.job, enhancer.session
-    chosen = m.protocol(protocol)
+    chosen = protocols_for(m, protocol or next(iter(m.card["protocols"])), for_task(registry(), m.card["task"]))[0]
     params = {**(chosen[1]["postprocess"] if protocol else {}), **overrides}
     request = runner.Request(m, session, native=native, params=params, overrides=overrides, output=output,
                              format=fmt, quality=quality, resume=resume, progress=not quiet and not as_json,
