@@ -58,6 +58,9 @@ class Evaluator:
     name = ""
     tasks = ()
     metrics = ()  # Metric declarations, the first one the headline (plots, leaderboard sorting)
+    # (dataset, protocol, metric name) columns of the index and `modelzoo list`, one row per model; empty: the
+    # metrics of each model's first dataset under its first protocol (see modelzoo.leaderboard)
+    headline = ()
     protocols = {}  # task-level protocols: name -> {"description": ..., keys the evaluator reads}
     plugin = ""
 
@@ -209,7 +212,8 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
     name = results_name(model, dataset, job.build, job.backend.name, job.variant, npz=bool(from_npz))
     checkpoint = Checkpoint(Path(results_dir or Path(workspace or paths.cache_dir()) / "results") / name,
                             {"artifact": artifact, "npz": str(from_npz), "dataset": dataset,
-                             "protocols": [p for p, _ in protocols], "variant": job.variant, "build": job.build})
+                             "protocols": [p for p, _ in protocols], "variant": job.variant, "build": job.build,
+                             "runtime_inputs": model.runtime_values()})
     request.done = set(checkpoint.scored)
     request.on_result = checkpoint.add
     started = time.perf_counter()
@@ -224,6 +228,7 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
         "dataset": {"name": dataset, "split": data.split, "images": len(items), "file_list_sha256": file_list_sha256},
         "metrics": {},
         "timing": {"seconds": round(time.perf_counter() - started, 2)},
+        **({"runtime_inputs": model.runtime_values()} if model.runtime_inputs else {}),
         "provenance": {
             "weights_sha256": model.weights_entry(job.variant)["sha256"],
             "artifact_sha256": artifact,
@@ -244,6 +249,9 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
         results["metrics"][protocol_name] = {"protocol": protocol_spec, "mean": mean, "images": per_image,
                                              "provenance": {**results["provenance"],
                                                             "file_list_sha256": file_list_sha256}}
+        if protocol_spec.get("reference_guided"):  # the runtime inputs each image's reference gave
+            results["metrics"][protocol_name]["runtime_inputs"] = {
+                n: checkpoint.inputs.get(n, {}).get(protocol_name) for n in sorted(scored)}
     problems = documents.errors(results, "results", name)
     if problems:
         raise ZooError(problems[0])
@@ -259,17 +267,20 @@ class Checkpoint:
     def __init__(self, final_path, key):
         self.path = final_path.with_name(f".{final_path.stem}.partial.json")
         self.key = key
-        self.scored = {}
+        self.scored, self.inputs = {}, {}  # inputs: image -> {protocol: runtime inputs} (reference-guided)
         try:
             saved = json.loads(self.path.read_text())
             if saved.get("key") == key:
-                self.scored = saved["images"]
+                self.scored, self.inputs = saved["images"], saved.get("runtime_inputs", {})
         except (OSError, ValueError, KeyError):
             pass
 
     def add(self, result):
         self.scored[result["name"]] = result["metrics"]
-        imaging.atomic_write(self.path, json.dumps({"key": self.key, "images": self.scored}))
+        if result.get("runtime_inputs"):
+            self.inputs[result["name"]] = result["runtime_inputs"]
+        imaging.atomic_write(self.path, json.dumps({"key": self.key, "images": self.scored,
+                                                    "runtime_inputs": self.inputs}))
 
     def clear(self):
         self.path.unlink(missing_ok=True)

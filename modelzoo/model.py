@@ -17,6 +17,11 @@ class Model:
       preprocess(image, vdsp) RGB uint8 HxWx3 -> float32 1x3xHxW (default: driven by vdsp params)
       postprocess(outputs, **params)  deploy outputs (numpy, batch of 1) -> RGB float HxWx3 in [0, 1]
                               (default: the first output is the image)
+      reference_inputs(low, reference)  runtime inputs derived from the reference image, for protocols with
+                              reference_guided: true (both RGB float32 HxWx3 in [0, 1]) -> {name: value}
+
+    A card's runtime_inputs are network inputs beyond the image: the deploy module's forward takes the image,
+    then each runtime input in card order as a float32 tensor of shape [1].
     """
 
     def __init__(self, card_path):
@@ -40,6 +45,10 @@ class Model:
         from modelzoo.imaging import vdsp_preprocess
 
         return vdsp_preprocess(image, vdsp, native=native)
+
+    def reference_inputs(self, low, reference):
+        raise ZooError(f"{self.card_path}: protocols: a reference-guided protocol needs the plugin's "
+                       f"reference_inputs(low, reference), which {self.name} does not define")
 
     def postprocess(self, outputs, **params):
         """The first deploy output is the enhanced image (1x3xHxW): transposed to HxWx3. A model whose image
@@ -105,6 +114,37 @@ class Model:
     def check_params(self, params, where="--set"):
         return check_params(self.card, params, where)
 
+    # -- runtime inputs (network inputs beyond the image) --------------------
+    @property
+    def runtime_inputs(self):
+        """name -> spec, in the order the deploy module's forward takes them after the image."""
+        return self.card.get("runtime_inputs") or {}
+
+    def settings(self, values, where="--set"):
+        """`--set` / load() keywords split into (post-processing parameters, runtime inputs), each checked."""
+        runtime = {k: v for k, v in values.items() if k in self.runtime_inputs}
+        params = {k: v for k, v in values.items() if k not in runtime}
+        return check_params(self.card, params, where), self.check_runtime(runtime, where)
+
+    def check_runtime(self, values, where="--set"):
+        """Runtime input values checked against the card and converted to float; unknown names are errors."""
+        checked = {}
+        for name, value in values.items():
+            if name not in self.runtime_inputs:
+                raise ZooError(f"{where} {name}: {self.name} has no runtime input '{name}' "
+                               f"(allowed: {', '.join(self.runtime_inputs) or 'none'})")
+            checked[name] = float(convert_value(value, self.runtime_inputs[name], f"{where} {name}"))
+        return checked
+
+    def runtime_values(self, values=None):
+        """Every runtime input's value, in card order: the given ones, else the card's defaults."""
+        values = values or {}
+        return {name: float(values.get(name, spec["default"])) for name, spec in self.runtime_inputs.items()}
+
+    def runtime_arrays(self, values=None):
+        """What sessions are fed beside the image: name -> float32 array of shape [1], in card order."""
+        return {name: np.array([value], dtype=np.float32) for name, value in self.runtime_values(values).items()}
+
     def enhance(self, outputs, **params):
         """postprocess with the card's defaults filled in; always float32 RGB in [0, 1]."""
         merged = {**self.parameter_defaults(), **self.check_params(params, "postprocess")}
@@ -122,14 +162,15 @@ def check_params(card, params, where="--set"):
     checked = {}
     for name, value in params.items():
         if name not in declared:
-            allowed = ", ".join(declared) or "none"
-            raise ZooError(f"{where} {name}: {card['name']} has no post-processing parameter '{name}' "
-                           f"(allowed: {allowed})")
-        checked[name] = _convert(value, declared[name], f"{where} {name}")
+            runtime = card.get("runtime_inputs") or {}
+            allowed = ", ".join([*declared, *runtime]) or "none"
+            kind = "post-processing parameter or runtime input" if runtime else "post-processing parameter"
+            raise ZooError(f"{where} {name}: {card['name']} has no {kind} '{name}' (allowed: {allowed})")
+        checked[name] = convert_value(value, declared[name], f"{where} {name}")
     return checked
 
 
-def _convert(value, spec, label):
+def convert_value(value, spec, label):
     """One parameter value as its declared type, inside its declared range or choices."""
     kind = spec["type"]
     try:

@@ -81,13 +81,22 @@ def agrees_with_card(path, kind, card):
 
 
 def declared_params(card_path, card):
-    """Each protocol's post-processing values must be parameters the card declares, in range."""
-    from modelzoo.model import check_params
+    """Each protocol's post-processing values must be parameters the card declares, in range; runtime input
+    defaults in range; a reference-guided protocol needs runtime inputs to derive."""
+    from modelzoo.model import check_params, convert_value
 
     problems = []
     for name, protocol in card["protocols"].items():
         try:
             check_params(card, protocol["postprocess"], f"{card_path}: protocols.{name}.postprocess:")
+        except ZooError as exc:
+            problems.append(str(exc))
+        if protocol.get("reference_guided") and not card.get("runtime_inputs"):
+            problems.append(f"{card_path}: protocols.{name}.reference_guided: the card declares no runtime_inputs "
+                            f"for the reference to give")
+    for name, spec in (card.get("runtime_inputs") or {}).items():
+        try:
+            convert_value(spec["default"], spec, f"{card_path}: runtime_inputs.{name}.default")
         except ZooError as exc:
             problems.append(str(exc))
     return problems

@@ -55,6 +55,12 @@ class LowLightEvaluator(Evaluator):
         },
     }
 
+    # what a reader compares models by: LOL's full-reference scores (plain and GT-mean), and no-reference quality
+    # on the unpaired real-world sets
+    headline = (("lol-eval15", "zoo", "psnr"), ("lol-eval15", "zoo", "ssim"), ("lol-eval15", "gt-mean", "psnr"),
+                ("dicm", "zoo", "niqe"), ("dicm", "zoo", "brisque"), ("lime", "zoo", "niqe"),
+                ("lime", "zoo", "brisque"), ("mef", "zoo", "niqe"), ("mef", "zoo", "brisque"))
+
     def score(self, prediction, reference, protocol, metrics=None):
         names = self.metric_names(reference is not None, metrics)
         if reference is not None and prediction.shape != reference.shape:
