@@ -137,6 +137,14 @@ def test_parameters_load_without_pickle():
     assert not list(iqa.PARAMS.glob("*.pickle"))
 
 
+@needs_baboon
+def test_flat_black_blocks_are_left_out_as_matlabs_nanmean_and_nancov_do(baboon):
+    dark = baboon.copy()
+    dark[:200, :200] = 0  # four whole blocks with no MSCN spread: NaN features, as in the release
+    assert np.isfinite(iqa.niqe(dark)) and iqa.niqe(dark) > iqa.niqe(baboon)
+    assert np.isfinite(iqa.brisque(dark))
+
+
 def test_niqe_needs_one_block():
     with pytest.raises(ValueError, match="96x96"):
         iqa.niqe(np.zeros((90, 200), np.uint8))
