@@ -229,11 +229,11 @@ def _baseline_sessions(config):
     if config["threads"]:
         torch.set_num_threads(config["threads"])
     device = resolve_device(config.get("device"))
-    path = weights.resolve(model, config["variant"], config["weights"])
+    variant = config["variant"] or model.default_variant
+    resolved = weights.resolve(model, variant, config["weights"])
     sessions = []
     for _ in range(config["instances"]):
-        network = model.network(config["variant"] or model.default_variant)
-        model.load_weights(network, weights.load_state_dict(path))
+        network = model.with_weights(variant, weights.load(model, variant, resolved), resolved)
         # padded like every session (input.multiple_of), as the official code crops or pads its input
         sessions.append(wrap(_Eager(network.eval().to(device), device), model.multiple_of))
     return sessions, {"build": "baseline", "backend": "torch-eager", "dtype": "fp32", "device": device,

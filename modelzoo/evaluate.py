@@ -230,7 +230,7 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
         "timing": {"seconds": round(time.perf_counter() - started, 2)},
         **({"runtime_inputs": model.runtime_values()} if model.runtime_inputs else {}),
         "provenance": {
-            "weights_sha256": model.weights_entry(job.variant)["sha256"],
+            "weights_sha256": weights.sha256s(model, job.variant),
             "artifact_sha256": artifact,
             "build_yaml_sha256": weights.sha256(job.spec_path),
             "versions": compiler.versions("torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common",

@@ -6,13 +6,17 @@ import numpy as np
 from modelzoo import documents
 from modelzoo.errors import ZooError
 
+# What a card with `network: OTHER` takes from OTHER's card where it does not say it itself: the network's facts.
+INHERITED = ("architecture", "input", "outputs", "operators", "complexity", "postprocess", "runtime_inputs")
+
 
 class Model:
     """Subclass and override `network`; the rest has working defaults.
 
     Hooks a model supplies:
       network(variant)        the torch nn.Module, weights not loaded
-      load_weights(net, sd)   put a state dict into it (default: strict load)
+      load_weights(net, sd)   put the weights into it (default: strict load): a state dict for a single-file
+                              variant, {role: state dict} for a `files` variant (never called without weights)
       deploy(net)             the export patch: a module whose forward returns only the deploy outputs
       preprocess(image, vdsp) RGB uint8 HxWx3 -> float32 1x3xHxW (default: driven by vdsp params)
       postprocess(outputs, **params)  deploy outputs (numpy, batch of 1) -> RGB float HxWx3 in [0, 1]
@@ -22,7 +26,13 @@ class Model:
 
     A card's runtime_inputs are network inputs beyond the image: the deploy module's forward takes the image,
     then each runtime input in card order as a float32 tensor of shape [1].
+
+    A card with `network: OTHER` reuses the registered model OTHER's network: the registry binds OTHER as
+    `base`, every hook above defaults to OTHER's, and the card inherits OTHER's INHERITED fields. Its plugin
+    registers a plain Model for the card (its own weights, licence, results).
     """
+
+    base = None  # the Model whose network this one reuses (card `network`), bound by the registry
 
     def __init__(self, card_path):
         self.card_path = Path(card_path)
@@ -33,27 +43,45 @@ class Model:
 
     # -- hooks -----------------------------------------------------------
     def network(self, variant):
+        if self.base is not None:  # the base's variant of the same name, else its default
+            return self.base.network(variant if variant in self.base.variants else self.base.default_variant)
         raise NotImplementedError(f"{self.name}: the plugin does not define network()")
 
     def load_weights(self, network, state_dict):
+        if self.base is not None:
+            return self.base.load_weights(network, state_dict)
         network.load_state_dict(state_dict, strict=True)
 
     def deploy(self, network):
-        return network
+        return self.base.deploy(network) if self.base is not None else network
 
     def preprocess(self, image, vdsp, native=False):
+        if self.base is not None:
+            return self.base.preprocess(image, vdsp, native=native)
         from modelzoo.imaging import vdsp_preprocess
 
         return vdsp_preprocess(image, vdsp, native=native)
 
     def reference_inputs(self, low, reference):
+        if self.base is not None:
+            return self.base.reference_inputs(low, reference)
         raise ZooError(f"{self.card_path}: protocols: a reference-guided protocol needs the plugin's "
                        f"reference_inputs(low, reference), which {self.name} does not define")
 
     def postprocess(self, outputs, **params):
         """The first deploy output is the enhanced image (1x3xHxW): transposed to HxWx3. A model whose image
         needs more than that (PairLIE's L ** gamma * R) overrides this."""
+        if self.base is not None:
+            return self.base.postprocess(outputs, **params)
         return outputs[0][0].transpose(1, 2, 0)
+
+    def bind(self, base):
+        """Reuse `base`'s network (card `network`): its hooks, and its card's INHERITED fields this card lacks."""
+        if base.card.get("network"):
+            raise ZooError(f"{self.card_path}: network: '{base.name}' reuses another model's network itself; "
+                           f"name that one ({base.card['network']})")
+        self.base = base
+        self.card = inherit(self.card, base.card)
 
     # -- card helpers ----------------------------------------------------
     @property
@@ -67,6 +95,18 @@ class Model:
     @property
     def builds(self):
         return list(self.card["builds"])
+
+    def with_weights(self, variant, state, label=""):
+        """The network for `variant` with `state` loaded through load_weights (None: no weights), in eval mode;
+        a state that does not fit is a ZooError naming `label` (the weights files)."""
+        network = self.network(variant)
+        if state is not None:
+            try:
+                self.load_weights(network, state)
+            except (RuntimeError, KeyError, ValueError) as exc:
+                lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+                raise ZooError(f"{label}: not weights for {self.name} ({'; '.join(lines[:2])[:300]})") from None
+        return network.eval()
 
     def weights_entry(self, variant=None):
         variant = variant or self.default_variant
@@ -150,6 +190,11 @@ class Model:
         merged = {**self.parameter_defaults(), **self.check_params(params, "postprocess")}
         image = np.asarray(self.postprocess(outputs, **merged), dtype=np.float32)
         return np.clip(image, 0.0, 1.0)
+
+
+def inherit(card, base_card):
+    """`card` with the INHERITED fields it lacks taken from `base_card` (card `network`)."""
+    return {**{k: base_card[k] for k in INHERITED if k in base_card and k not in card}, **card}
 
 
 def check_params(card, params, where="--set"):

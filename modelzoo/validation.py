@@ -1,8 +1,9 @@
 """`modelzoo validate`: every document checked against its schema, each problem a path into the document."""
 from pathlib import Path
 
-from modelzoo import documents
+from modelzoo import documents, plugins
 from modelzoo.errors import ZooError
+from modelzoo.model import check_params, convert_value, inherit
 
 
 def validate_file(path):
@@ -18,10 +19,23 @@ def validate_file(path):
     problems = documents.errors(document, kind, str(path))
     count = 1
     if kind == "card" and not problems:
+        document, problems = with_network(path, document)
+    if kind == "card" and not problems:
         more, extra = referenced(path, document)
         problems += more
         count += extra
     return problems, count
+
+
+def with_network(path, card):
+    """(the card with what it inherits from the model whose network it names, problems)."""
+    other = card.get("network")
+    if other is None:
+        return card, []
+    base = plugins.registry().models.get(other)
+    if base is None:
+        return card, [f"{path}: network: '{other}' is not a registered model (see `modelzoo list`)"]
+    return inherit(card, base.card), []
 
 
 def read_any(path):
@@ -83,8 +97,6 @@ def agrees_with_card(path, kind, card):
 def declared_params(card_path, card):
     """Each protocol's post-processing values must be parameters the card declares, in range; runtime input
     defaults in range; a reference-guided protocol needs runtime inputs to derive."""
-    from modelzoo.model import check_params, convert_value
-
     problems = []
     for name, protocol in card["protocols"].items():
         try:

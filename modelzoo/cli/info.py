@@ -54,7 +54,7 @@ def info(model, as_json):
         ("paper", f"{c['paper']['title']} ({c['paper']['venue']} {c['paper']['year']})"),
         ("source", f"{c['source']['repo']} @ {c['source']['branch']} {c['source']['commit'][:12]}"),
         ("license", f"{c['license']['id']} ({c['license']['use']})"),
-        ("weights", ", ".join(f"{k}: {v['file']} sha256 {v['sha256'][:12]}…" for k, v in c["weights"].items())),
+        ("weights", ", ".join(f"{k}: {files(v)}" for k, v in c["weights"].items())),
         ("input", f"{'x'.join(map(str, c['input']['shape']))} {c['input']['dtype']} {c['input']['layout']} "
                   f"{c['input']['color']} in {c['input']['range']}"),
         ("outputs", ", ".join(f"{o['name']} ({o['channels']} ch)" for o in c["outputs"])),
@@ -71,6 +71,13 @@ def info(model, as_json):
         rows.append((f"reported: {r['label']}", f"{scores} ({r['protocol']})"))
     click.echo(table(rows, ["field", "value"]))
 
+
+
+def files(variant):
+    """A weights variant's files for the table: file and sha256 prefix (role=file for several)."""
+    entries = variant.get("files") or ({"": variant} if "file" in variant else {})
+    return "; ".join(f"{role + '=' if role else ''}{e['file']} sha256 {e['sha256'][:12]}…"
+                     for role, e in entries.items()) or "no weights"
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
