@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from modelzoo.errors import ZooError
+
 W0 = 30  # SIREN's frequency factor: sin(30 (W x + b))
 HIDDEN = 256
 GUIDED_RADIUS = 1
@@ -339,7 +341,7 @@ class CoLIE(nn.Module):
         values.update((name, float(value.reshape(-1)[0])) for name, value in zip(self.defaults, settings))
         values = {name: int(round(value)) if name in INTEGER_SETTINGS else value for name, value in values.items()}
         if values["window"] % 2 == 0:
-            raise ValueError(f"window: the context window must be odd (1, 3, 5, ...), got {values['window']}")
+            raise ZooError(f"window: CoLIE's context window must be odd (1, 3, 5 or 7), got {values['window']}")
         with torch.inference_mode(False), torch.enable_grad():
             out = torch.cat([enhance(img.clone().float()[None], **values) for img in image])
         return (out.to(image.dtype),)

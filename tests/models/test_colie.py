@@ -18,6 +18,8 @@ from PIL import Image
 
 from conftest import LOL, SHARED, official_module
 
+from modelzoo.errors import ZooError
+from modelzoo.plugins import registry
 from modelzoo_models.colie import net
 
 REFERENCE = SHARED / "reference" / "colie"
@@ -142,5 +144,44 @@ def test_runs_repeat_exactly_and_the_seed_matters():
 
 
 def test_an_even_window_is_refused():
-    with pytest.raises(ValueError, match="window: the context window must be odd"):
+    with pytest.raises(ZooError, match="^window: CoLIE's context window must be odd"):
         zoo(np.full((8, 8, 3), 40, np.uint8), dict(SMALL, window=2))
+
+
+def test_a_flat_image_one_distinct_value_equals_the_official(official, monkeypatch, tmp_path):
+    """One distinct value: the patch branch runs on MIN_DISTINCT copies of it (BLAS rounds a single row
+    differently)."""
+    (tmp_path / "in").mkdir()
+    pixels = np.full((40, 56, 3), (30, 20, 10), np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "in" / "flat.png")
+    expected = run_official(tmp_path / "in", tmp_path / "out", dict(SMALL, epochs=8), monkeypatch)
+    assert float((zoo(pixels, dict(SMALL, epochs=8)) - expected).abs().max()) <= 1e-5
+
+
+# -- the plugin, through the engine ----------------------------------------------------------------------------
+def test_card_validates_and_there_is_only_the_torch_build(cli):
+    from modelzoo import validation
+
+    model = registry().model("colie")
+    assert validation.validate_file(model.card_path)[0] == []
+    assert model.builds == ["fp32"] and model.card["runtime_inputs"]["epochs"]["default"] == DEFAULTS["epochs"]
+    assert {name: spec["default"] for name, spec in model.runtime_inputs.items()} == DEFAULTS
+    result = cli("compile", "colie", "--build", "int8")
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1 and "PyTorch eager fp32" in result.output
+
+
+def test_modelzoo_run_twice_gives_identical_files(cli, tmp_path):
+    pixels = np.asarray(Image.open(LOL / "low" / "111.png").convert("RGB").crop(CROP))
+    (tmp_path / "in").mkdir()
+    Image.fromarray(pixels).save(tmp_path / "in" / "111.png")
+    small = ["--set", "epochs=6", "--set", "down_size=48", "--quiet"]
+    for out in ("a", "b"):
+        result = cli("run", "colie", "--input", tmp_path / "in", "--output", tmp_path / out, *small)
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "a" / "111.png").read_bytes() == (tmp_path / "b" / "111.png").read_bytes()
+    written = np.asarray(Image.open(tmp_path / "a" / "111.png"))
+    expected = zoo(pixels, dict(SMALL, epochs=6, down_size=48))[0].numpy().transpose(1, 2, 0)
+    assert np.abs(written.astype(np.float32) - np.round(expected * 255)).max() <= 1  # the engine's rounding
+    result = cli("run", "colie", "--input", tmp_path / "in", "--output", tmp_path / "c", "--set", "epochs=abc")
+    assert result.exit_code != 0 and "--set epochs: expected an integer, got 'abc'" in result.output
