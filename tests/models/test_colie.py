@@ -185,3 +185,21 @@ def test_modelzoo_run_twice_gives_identical_files(cli, tmp_path):
     assert np.abs(written.astype(np.float32) - np.round(expected * 255)).max() <= 1  # the engine's rounding
     result = cli("run", "colie", "--input", tmp_path / "in", "--output", tmp_path / "c", "--set", "epochs=abc")
     assert result.exit_code != 0 and "--set epochs: expected an integer, got 'abc'" in result.output
+
+
+@pytest.mark.slow
+def test_a_lol_image_at_the_default_settings_scores_the_saved_result(cli, tmp_path):
+    """One image of the saved LOL eval15 reproduction (results/, all 15 images), run again at the defaults:
+    the same score (a different thread count moves flat-region pixels by ~1e-4, far below 0.01 dB)."""
+    saved = sorted(registry().model("colie").results_dir().glob("eval-lol-eval15-fp32-*.json"))
+    if not saved:
+        pytest.skip("no saved LOL eval15 results for colie yet")
+    import json
+
+    expected = json.loads(saved[0].read_text())["metrics"]["zoo"]["images"]["1"]["psnr"]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "1.png").symlink_to(LOL / "low" / "1.png")
+    result = cli("run", "colie", "--input", tmp_path / "in", "--reference", LOL / "high", "--protocol", "zoo",
+                 "--output", tmp_path / "out", "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["images"][0]["psnr"] == pytest.approx(expected, abs=0.01)
