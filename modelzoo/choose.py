@@ -80,6 +80,8 @@ def bench_rows(model, isa):
 
 def runnable(model, build, backend, registry):
     runtime = registry.backends.get(backend)
+    if model.unsupported(backend):
+        return False
     spec = documents.load(model.build_path(build), "build")["backend"]
     return runtime is not None and not runtime.missing(spec) and spec["dtype"] in runtime.dtypes
 

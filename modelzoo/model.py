@@ -143,6 +143,10 @@ class Model:
     def input_shape(self):
         return list(self.card["input"]["shape"])
 
+    def unsupported(self, backend):
+        """Why this model cannot run on `backend` (card unsupported), or None."""
+        return (self.card.get("unsupported") or {}).get(backend)
+
     @property
     def multiple_of(self):
         """Height and width the network needs to be multiples of (card input.multiple_of, default 1)."""
