@@ -8,6 +8,7 @@ the functions that do the arithmetic, whether a layer (nn.Conv2d, nn.Linear) or 
     conv_transpose:       input elements x (out_channels / groups) x kernel elements
     linear:               output elements x in_features
     matmul, mm, bmm:      output elements x the contracted dimension
+    addmm, baddbmm:       the same, of the product (mat1, mat2): a bias folded into the product costs nothing
 
 Bias additions, activations, padding, pooling and elementwise products are not counted (the usual
 convention of thop, fvcore and the papers' tables). FLOPs are reported as 2 x MACs. Parameters are every
@@ -34,6 +35,8 @@ def _macs(name, args, kwargs, output):
         return output.numel() * weight.shape[-1]
     if name in ("matmul", "mm", "bmm"):
         return output.numel() * args[0].shape[-1]
+    if name in ("addmm", "baddbmm"):
+        return output.numel() * (args[1] if len(args) > 1 else kwargs["mat1" if name == "addmm" else "batch1"]).shape[-1]
     return None
 
 

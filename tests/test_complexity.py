@@ -53,3 +53,19 @@ def test_functional_convolutions_and_matrix_products_count_too():
 
     counted = count(Functional(), [1, 3, 8, 8])
     assert counted["macs"] == 64 * 5 * 3 + 25 * 64 and counted["layers"] == 2
+
+
+def test_products_with_a_folded_bias_count_as_products():
+    """torch.addmm (what nn.Linear runs, called directly by a network with preallocated outputs) and
+    torch.baddbmm cost their matrix product."""
+    import torch
+    from torch import nn
+
+    class Folded(nn.Module):
+        def forward(self, x):  # 1x3x4x5
+            rows = x.reshape(12, 5)
+            out = torch.addmm(torch.zeros(7), rows, torch.ones(5, 7), out=torch.empty(12, 7))
+            return torch.baddbmm(torch.zeros(1, 12, 2), out[None], torch.ones(1, 7, 2))
+
+    counted = count(Folded(), [1, 3, 4, 5])
+    assert counted["macs"] == 12 * 7 * 5 + 12 * 2 * 7 and counted["layers"] == 2
