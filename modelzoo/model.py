@@ -37,6 +37,7 @@ class Model:
         return network
 
     def preprocess(self, image, vdsp, native=False):
+        # deferred: plugins import modelzoo (and so this module) without paying for OpenCV and Pillow
         from modelzoo.imaging import vdsp_preprocess
 
         return vdsp_preprocess(image, vdsp, native=native)

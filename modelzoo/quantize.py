@@ -1,9 +1,14 @@
 """fp16 conversion and int8 calibration + quantization of an fp32 ONNX export (used by the ONNX backends)."""
+import logging
 import time
 
 import numpy as np
 
+from modelzoo.datasets import Item
 from modelzoo.errors import ZooError
+from modelzoo.imaging import list_images, read_rgb, resize
+from modelzoo.padding import pad_to_multiple
+from modelzoo.plugins import registry
 
 # The reference zoo's calibrate_mode names -> ONNX Runtime calibration methods.
 CALIBRATE_MODES = {"kl_divergence": "Entropy", "max": "MinMax", "percentile": "Percentile"}
@@ -45,11 +50,6 @@ def separate_outputs(model):
 
 def calibration_inputs(job):
     """The build yaml's calibration images, preprocessed by its process_ops, as float32 NCHW arrays."""
-    from modelzoo.datasets import Item
-    from modelzoo.imaging import list_images, read_rgb, resize
-    from modelzoo.padding import pad_to_multiple
-    from modelzoo.plugins import registry
-
     dataset = job.spec.get("dataset")
     if not dataset:
         raise ZooError(f"{job.spec_path}: dataset: an int8 build needs calibration images (dataset.path or type)")
@@ -300,9 +300,7 @@ def nncf_int8(job):
     """OpenVINO int8 through NNCF's post-training quantization (`backend.quantize.engine: nncf`): the fp32 IR
     quantized on the build yaml's calibration set; skip_nodes / skip_conv_layers stay in float. Returns
     (the quantized openvino.Model, report)."""
-    import logging
-
-    import nncf
+    import nncf  # deferred: optional (modelzoo[nncf]), loaded only when such a build compiles
     import onnx
     import openvino as ov
 

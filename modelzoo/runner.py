@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from modelzoo import imaging
 from modelzoo.errors import ZooError
+from modelzoo.tiling import run_tiled
 
 MAX_QUEUED_WRITES = 2  # outputs waiting for the writer: a 12 MP PairLIE output is about 200 MB of float
 
@@ -60,8 +61,6 @@ def infer(request, image):
     # Tiles are exact only for a finite receptive field; a card without one (global pooling, attention) runs whole.
     radius = model.card.get("complexity", {}).get("receptive_radius")
     if request.native and request.tile and radius is not None and max(height, width) > request.tile:
-        from modelzoo.tiling import run_tiled
-
         return run_tiled(request.session, x, request.tile, radius)
     return request.session.run(x)
 

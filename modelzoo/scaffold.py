@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelzoo.documents import validator
 from modelzoo.errors import ZooError
+from modelzoo.validation import validate_file
 
 TEMPLATES = "templates/new"
 TASKS = ("low-light-image-enhancement", "image-to-image")
@@ -40,8 +42,6 @@ class Scaffold:
 
 def name_pattern():
     """The card schema's pattern for `name`: one rule for cards and for the scaffold."""
-    from modelzoo.documents import validator
-
     return validator("card").schema["properties"]["name"]["pattern"]
 
 
@@ -93,7 +93,7 @@ def plan(name, dest=None, tests=None, registered=()):
 
 def render(scaffold, title=None, task=TASKS[0], height=400, width=600):
     """{relative path or absolute test path: text} for every file, rendered from the templates."""
-    import jinja2
+    import jinja2  # deferred: only `modelzoo new` renders templates
 
     if task not in TASKS:
         raise ZooError(f"--task: '{task}' is not one of {', '.join(TASKS)}")
@@ -114,8 +114,6 @@ def render(scaffold, title=None, task=TASKS[0], height=400, width=600):
 
 def create(name, dest=None, tests=None, title=None, task=TASKS[0], registered=()):
     """Write the plugin folder and its test; returns the Scaffold (its `written` lists the files)."""
-    from modelzoo.validation import validate_file
-
     scaffold = plan(name, dest, tests, registered)
     files = render(scaffold, title=title, task=task)
     for target, text in files.items():

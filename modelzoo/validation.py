@@ -3,6 +3,8 @@ from pathlib import Path
 
 from modelzoo import documents
 from modelzoo.errors import ZooError
+from modelzoo.frontmatter import read_front_matter
+from modelzoo.model import check_params
 
 
 def validate_file(path):
@@ -26,8 +28,6 @@ def validate_file(path):
 
 def read_any(path):
     if path.suffix == ".md":
-        from modelzoo.frontmatter import read_front_matter
-
         return read_front_matter(path)
     return documents.read(path)
 
@@ -82,8 +82,6 @@ def agrees_with_card(path, kind, card):
 
 def declared_params(card_path, card):
     """Each protocol's post-processing values must be parameters the card declares, in range."""
-    from modelzoo.model import check_params
-
     problems = []
     for name, protocol in card["protocols"].items():
         try:

@@ -1,8 +1,10 @@
 """Find, download and verify weight files: --weights, $MODELZOO_WEIGHTS, the user cache, then the card's url."""
 import hashlib
 import os
+import pickle
 import shutil
 import urllib.request
+import zipfile
 from pathlib import Path
 
 from modelzoo import paths
@@ -63,7 +65,7 @@ def remedy(entry):
 
 def fetch(url, target, expected, progress=True):
     """Download to a temporary file, check the hash, then rename: never a half-written or wrong file in place."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # deferred: only a download shows progress
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -89,10 +91,7 @@ def fetch(url, target, expected, progress=True):
 
 def load_state_dict(path):
     """torch.load with weights_only=True: a pickle that would run code is refused."""
-    import pickle
-    import zipfile
-
-    import torch
+    import torch  # deferred: finding and verifying weights needs no torch
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -3,7 +3,10 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli, complete, emit_json, table
+from modelzoo import bench as engine
+from modelzoo.cli import complete
+from modelzoo.cli.common import cli, emit_json, table
+from modelzoo.complexity import summary
 from modelzoo.errors import ZooError
 from modelzoo.plugins import registry
 
@@ -50,9 +53,6 @@ def _names(value):
 def bench(model, build, backend, batch, threads, instances, shape, warmup, repeat, baseline, device, torch_compile,
           variant, weights, workspace, in_process, save, machine_id, as_json):
     """Benchmark MODEL: warm-up, latency p50/p90/p99, images/s and peak memory per build and backend."""
-    from modelzoo import bench as engine
-    from modelzoo.complexity import summary
-
     m = registry().model(model)
     options = {}
     if device:

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli
+from modelzoo import scaffold
+from modelzoo.cli.common import cli
 from modelzoo.plugins import registry
 
 
@@ -18,8 +19,6 @@ from modelzoo.plugins import registry
               default="low-light-image-enhancement", show_default=True)
 def new(name, dest, tests, title, task):
     """Scaffold a model plugin: card, build yaml, vdsp params, net.py, plugin.py and a test."""
-    from modelzoo import scaffold
-
     made = scaffold.create(name, dest=dest, tests=tests, title=title, task=task, registered=set(registry().models))
     for path in made.written:
         click.echo(f"created {scaffold.display(path)}")
