@@ -329,7 +329,7 @@ def nncf_int8(job):
         check = agreement_check(job, ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}),
                                 validation)
         quantized = nncf.quantize_with_accuracy_control(
-            model, nncf.Dataset(arrays), nncf.Dataset(validation, lambda pair: pair[0]), check,
+            model, nncf.Dataset(arrays), nncf.Dataset(check.pairs, lambda pair: pair[0]), check,
             max_drop=AGREEMENT_CAP - control["min_agreement_db"], drop_type=nncf.DropType.ABSOLUTE, **common)
         in_float = float_convolutions(quantized)
         report.update({"accuracy_control": {**control, "validation_images": len(validation),
