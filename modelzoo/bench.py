@@ -26,6 +26,7 @@ import numpy as np
 from modelzoo import compile as compiler
 from modelzoo import documents, weights
 from modelzoo.api import open_enhancer, prepare
+from modelzoo.backends import feed
 from modelzoo.backends.torch_rt import resolve_device
 from modelzoo.complexity import count_model
 from modelzoo.errors import ValidationError, ZooError
@@ -67,16 +68,17 @@ def _measure(config):
         sessions, info = _baseline_sessions(config)
     else:
         sessions, info = _build_sessions(config)
+    inputs = registry().model(config["model"]).runtime_arrays()  # runtime inputs at the card's defaults
     for session in sessions:
         for _ in range(config["warmup"]):
-            session.run(x)
+            feed(session, x, inputs)
     times = [[] for _ in sessions]
 
     def loop(index, start):
         start.wait()
         for _ in range(config["repeat"]):
             tick = time.perf_counter()
-            sessions[index].run(x)
+            feed(sessions[index], x, inputs)
             times[index].append(time.perf_counter() - tick)
 
     if len(sessions) == 1:
@@ -123,11 +125,12 @@ class _Eager:
     def __init__(self, network, device):
         self.network, self.device = network, device
 
-    def run(self, x):
+    def run(self, x, inputs=None):
         import torch  # deferred: only the baseline's child process runs eager torch
 
         with torch.no_grad():
-            outputs = self.network(torch.from_numpy(x).to(self.device))
+            extras = [torch.from_numpy(v).to(self.device) for v in (inputs or {}).values()]
+            outputs = self.network(torch.from_numpy(x).to(self.device), *extras)
             return [o.cpu().numpy() for o in outputs]
 
 
@@ -138,11 +141,11 @@ def _baseline_sessions(config):
     if config["threads"]:
         torch.set_num_threads(config["threads"])
     device = resolve_device(config.get("device"))
-    path = weights.resolve(model, config["variant"], config["weights"])
+    variant = config["variant"] or model.default_variant
+    resolved = weights.resolve(model, variant, config["weights"])
     sessions = []
     for _ in range(config["instances"]):
-        network = model.network(config["variant"] or model.default_variant)
-        model.load_weights(network, weights.load_state_dict(path))
+        network = model.with_weights(variant, weights.load(model, variant, resolved), resolved)
         # padded like every session (input.multiple_of), as the official code crops or pads its input
         sessions.append(wrap(_Eager(network.eval().to(device), device), model.multiple_of))
     return sessions, {"build": "baseline", "backend": "torch-eager", "dtype": "fp32", "device": device,

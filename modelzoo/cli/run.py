@@ -9,11 +9,11 @@ import click
 
 from modelzoo import api, choose, imaging, ray_engine, runner, samples
 from modelzoo import compile as compiler
-from modelzoo.api import DEFAULT_TILE
 from modelzoo.cli import complete
 from modelzoo.cli.common import cli, emit_json, quiet_logs, table
+from modelzoo.tiling import DEFAULT_TILE
 from modelzoo.errors import EXIT_PARTIAL, ZooError
-from modelzoo.evaluate import for_task, read_datalist, save_npz_outputs
+from modelzoo.evaluate import for_task, protocols_for, read_datalist, save_npz_outputs
 from modelzoo.export import export_all
 from modelzoo.imaging import OUTPUT_SUFFIXES, atomic_write
 from modelzoo.plugins import registry
@@ -77,7 +77,7 @@ def engine_options(function):
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG and WebP quality.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Post-processing parameter, e.g. --set gamma=0.14.")
+              help="Post-processing parameter or runtime input of the card, e.g. --set gamma=0.14.")
 @click.option("--resume", is_flag=True, help="Skip inputs whose output already exists.")
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Write the JSON report here too.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse images above this many pixels.")
@@ -104,7 +104,7 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
         ray_engine.require()
     quiet_logs(quiet)
     m = registry().model(model)
-    overrides = m.check_params(parse_overrides(overrides))  # a misspelt --set fails before any work
+    overrides, inputs = m.settings(parse_overrides(overrides))  # a misspelt --set fails before any work
     if max_pixels:
         os.environ["MODELZOO_MAX_PIXELS"] = str(max_pixels)
     if datalist is not None:
@@ -130,11 +130,11 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
         enhancer = api.open_any(m, build, backend, variant, weights, workspace=workspace, native=native,
                                 threads=threads, announce=announce)
         job, session = enhancer.job, enhancer.session
-    chosen = m.protocol(protocol)
+    chosen = protocols_for(m, protocol or next(iter(m.card["protocols"])), for_task(registry(), m.card["task"]))[0]
     params = {**(chosen[1]["postprocess"] if protocol else {}), **overrides}
     request = runner.Request(m, session, native=native, params=params, overrides=overrides, output=output,
                              format=fmt, quality=quality, resume=resume, progress=not quiet and not as_json,
-                             tile=tile if native else 0)
+                             tile=tile if native else 0, inputs=inputs)
     if npz_out:
         request.on_outputs = save_npz_outputs(npz_out)
     if reference:
@@ -146,6 +146,8 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
     job = enhancer.job if engine != "ray" else job  # under the automatic choice: the build that won
     summary = {"model": m.name, "build": job.build, "backend": job.backend.name, "dtype": job.dtype,
                "native": native, "output": str(output), **result}
+    if m.runtime_inputs:
+        summary["runtime_inputs"] = m.runtime_values(inputs)
     if reference:
         summary["protocol"] = chosen[0]
         summary["mean"] = result["mean"].get(chosen[0], {})
