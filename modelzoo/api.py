@@ -130,6 +130,7 @@ def open_any(model, build=None, backend=None, variant=None, weights=None, device
                              params=params, tile=tile, inputs=inputs)
     choice = choose.choose(model)
     announce(f"{model.name}: {choice.reason}")
+    tile = min(tile, choice.tile) if tile and choice.tile else tile  # the tile its 12 MP peak fits the limit at
     opened = [open_enhancer(model, b, k, variant, weights, device, workspace, native, threads, params=params,
                             tile=tile, inputs=inputs) for b, k in choice.contenders or [(choice.build, choice.backend)]]
     if len(opened) == 1:

@@ -23,6 +23,9 @@ from modelzoo.plugins import registry as default_registry
 
 log = logging.getLogger(__name__)
 CONTENDERS = 2  # builds timed on the first images where this class has no bench results
+CLOSE = 1.5  # a runner-up elsewhere this much slower than the leader, or closer, is worth timing here
+MIN_AGREEMENT_DB = 40.0  # on every photo, a build's output at least this close to the reference build's
+MEMORY_LIMIT_MB = 2048  # peak resident memory for a 12 MP photo
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Choice:
     speedup: float | None = None
     scores: dict | None = None
     contenders: list = field(default_factory=list)  # [(build, backend)] still to be timed here; empty: settled
+    tile: int | None = None  # the largest tile whose 12 MP peak fits MEMORY_LIMIT_MB (None: unmeasured)
 
 
 def evaluations(model):
@@ -95,10 +99,32 @@ def runnable(model, build, backend, registry):
 
 
 def candidates(model, registry, only_runnable=True):
-    """{(build, backend): mean scores} of the accurate builds (that can run here, unless told otherwise)."""
+    """{(build, backend): mean scores} of the accurate builds (that can run here, unless told otherwise): within
+    tolerance on the card's dataset and, once the model has photos results, close on photos within memory."""
     metrics = for_task(registry, model.card["task"]).metrics
+    photos = photo_results(model)
     return {key: mean for key, mean in accurate(model, evaluations(model), metrics).items()
-            if not only_runnable or runnable(model, *key, registry)}
+            if (not only_runnable or runnable(model, *key, registry)) and (not photos or on_photos(photos, key)[0])}
+
+
+def photo_results(model):
+    """{(build, backend): photos document} (modelzoo.fidelity, results/photos-*.json), default weights."""
+    folder = model.results_dir()
+    found = {}
+    for path in sorted(folder.glob("photos-*.json")) if folder.is_dir() else []:
+        document = documents.read(path)
+        if document.get("variant") == model.default_variant:
+            found[(document["build"], document["backend"])] = document
+    return found
+
+
+def on_photos(photos, key):
+    """(fit: close to the reference on every photo and some tile within the memory limit, that largest tile)."""
+    document = photos.get(key)
+    if document is None:
+        return False, None
+    fitting = [run["tile"] for run in document["photo"]["runs"] if run["peak_rss_mb"] <= document["memory_limit_mb"]]
+    return document["min_db"] >= document["min_agreement_db"] and bool(fitting), max(fitting, default=None)
 
 
 def fastest(speeds):
@@ -106,36 +132,56 @@ def fastest(speeds):
     return min(speeds.items(), key=lambda item: item[1][0]) if speeds else None
 
 
-def ranked_elsewhere(keys, classes):
-    """`keys` ordered by the bench results of other instruction-set classes: by the mean, over the classes that
-    measured a key, of its p50 relative to that class's fastest key; keys measured nowhere come last."""
-    relative = {}
+def relative_elsewhere(keys, classes):
+    """{key: mean, over the other classes that measured it, of its p50 relative to that class's fastest key}."""
+    ratios = {}
     for rows in classes.values():
         measured = {k: rows[k][0] for k in keys if k in rows}
         if measured:
             best = min(measured.values())
             for key, p50 in measured.items():
-                relative.setdefault(key, []).append(p50 / best)
-    return sorted(keys, key=lambda k: (k not in relative, sum(relative.get(k, [0])) / len(relative.get(k, [1])), k))
+                ratios.setdefault(key, []).append(p50 / best)
+    return {key: sum(values) / len(values) for key, values in ratios.items()}
 
 
-def pick_contenders(order, count=CONTENDERS):
-    """The leader, then the best of each other backend: runtimes differ most between CPUs, builds on one
-    runtime much less."""
+def ranked_elsewhere(keys, relative):
+    """`keys`, the fastest elsewhere first; keys measured nowhere last, in the order given."""
+    return sorted(keys, key=lambda k: (k not in relative, relative.get(k, 0.0)))
+
+
+def pick_contenders(order, relative, count=CONTENDERS):
+    """The leader, then the best build on each other backend that ran within CLOSE of it elsewhere (runtimes
+    differ most between CPUs, builds on one runtime much less). Compiling costs more than a few images, so a
+    runner-up far behind everywhere is not timed. Measured nowhere: the first `count` builds."""
+    if not relative:
+        return order[:count]
     chosen = order[:1]
     for key in order[1:]:
-        if len(chosen) < count and key[1] not in {backend for _, backend in chosen}:
+        close = key in relative and relative[key] <= CLOSE * relative[chosen[0]]
+        if len(chosen) < count and close and key[1] not in {backend for _, backend in chosen}:
             chosen.append(key)
     return chosen
 
 
 def cache_path(model, machine, keys):
     blob = json.dumps([model.name, sorted(keys), machine["id"], versions()], sort_keys=True)
-    return paths.cache_dir() / "choices" / f"{model.name}-{machine['id']}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.json"
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return paths.cache_dir() / "choices" / f"settled-{model.name}-{machine['id']}-{digest}.json"
 
 
 def choose(model, registry=None, machine=None):
-    """The Choice for `model` on this machine (see the module's docstring)."""
+    """The Choice for `model` on this machine (see the module's docstring), with the tile its photos results
+    say keeps a 12 MP photo within MEMORY_LIMIT_MB (the smallest over the contenders)."""
+    choice = pick(model, registry, machine)
+    photos = photo_results(model)
+    tiles = [on_photos(photos, key)[1] for key in choice.contenders or [(choice.build, choice.backend)]]
+    choice.tile = min((tile for tile in tiles if tile), default=None)
+    if choice.tile:
+        choice.reason += f"; {choice.tile} px tiles keep a 12 MP photo within {MEMORY_LIMIT_MB / 1024:g} GB"
+    return choice
+
+
+def pick(model, registry=None, machine=None):
     registry = registry or default_registry()
     machine = machine or describe()
     first, default_backend = reference_key(model)
@@ -153,21 +199,39 @@ def choose(model, registry=None, machine=None):
                       f"{machine['isa']} CPUs), {quality(model, metrics, found[(build, backend)])}", speedup,
                       found[(build, backend)])
     cached = cache_path(model, machine, found)
-    if cached.is_file():
-        settled = json.loads(cached.read_text())
+    settled = read_settled(cached)
+    if settled and tuple(settled["build"]) in found:
         key = tuple(settled["build"])
-        if key in found:
-            return Choice(*key, settled["reason"] + " (cached)", scores=found[key])
+        return Choice(*key, settled["reason"] + " (cached)", scores=found[key])
     others = sorted(i for i, rows in classes.items() if any(k in found for k in rows))
-    contenders = pick_contenders(ranked_elsewhere(sorted(found), classes))
+    relative = relative_elsewhere(sorted(found), classes)
+    order = ranked_elsewhere([k for k in model_order(model, registry) if k in found], relative)
+    contenders = pick_contenders(order, relative)
     build, backend = contenders[0]
     basis = f"the fastest accurate on {', '.join(others)} CPUs" if others else "no bench results on any CPU"
     if len(contenders) == 1:
-        return Choice(build, backend, f"using {build} on {backend}: {basis}, unmeasured on {machine['isa']} "
-                      f"CPUs", scores=found[(build, backend)])
+        rivals = [relative[k] for k in order if k in relative and k[1] != backend]
+        lead = f"{min(rivals) / relative[order[0]]:.1f}x ahead of other runtimes there, " if rivals else ""
+        return Choice(build, backend, f"using {build} on {backend}: {basis} ({lead}not timed on {machine['isa']} "
+                      f"CPUs), {quality(model, metrics, found[(build, backend)])}", scores=found[(build, backend)])
     names = " and ".join(f"{b} on {k}" for b, k in contenders)
     return Choice(build, backend, f"no bench results for {machine['isa']} CPUs: timing {names} ({basis}) on "
                   f"the first images, then keeping the faster", scores=found[(build, backend)], contenders=contenders)
+
+
+def read_settled(path):
+    """A cached settled choice, or None when there is none or it cannot be read (then it is timed again)."""
+    try:
+        settled = json.loads(path.read_text())
+        return settled if isinstance(settled.get("build"), list) and isinstance(settled.get("reason"), str) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def model_order(model, registry):
+    """Every (build, backend) of the card in its order: each build on its yaml's backend first, then the others."""
+    own = [(b, documents.load(model.build_path(b), "build")["backend"]["type"]) for b in model.builds]
+    return own + [(b, k) for b in model.builds for k in sorted(registry.backends) if (b, k) not in own]
 
 
 def settle(model, choice, seconds_per_megapixel, images, registry=None, machine=None):

@@ -68,12 +68,12 @@ def test_the_fastest_build_within_tolerance_of_fp32_wins(model, on):
 
 def test_another_class_ranks_the_contenders_and_the_first_images_decide(model, on):
     """No bench results for avx512: the other classes' order picks the leader and the best build on another
-    backend; nothing is compiled or timed to choose them."""
+    backend that ran close to it; nothing is compiled or timed to choose them."""
     on("avx512")
     for build, backend in [("fp32", "onnxruntime"), ("fp32", "openvino"), ("fp16", "openvino"), ("fp16", "onnxruntime")]:
         write_eval(model, build, backend, 20.0, 0.8)
     write_bench(model, "avx2", [("fp32", "onnxruntime", 500), ("fp32", "openvino", 120), ("fp16", "openvino", 100),
-                                ("fp16", "onnxruntime", 400)])
+                                ("fp16", "onnxruntime", 110)])
     write_bench(model, "avx512-vnni", [("fp32", "onnxruntime", 300), ("fp32", "openvino", 90), ("fp16", "openvino", 40)])
     chosen = choose.choose(model)
     assert chosen.contenders == [("fp16", "openvino"), ("fp16", "onnxruntime")]
@@ -81,14 +81,28 @@ def test_another_class_ranks_the_contenders_and_the_first_images_decide(model, o
                              "fastest accurate on avx2, avx512-vnni CPUs) on the first images, then keeping the faster")
 
 
+def test_a_leader_far_ahead_elsewhere_is_used_without_timing(model, on):
+    on("avx512")
+    for build, backend in [("fp32", "onnxruntime"), ("fp16", "openvino")]:
+        write_eval(model, build, backend, 20.0, 0.8)
+    write_bench(model, "avx2", [("fp32", "onnxruntime", 500), ("fp16", "openvino", 100)])
+    chosen = choose.choose(model)
+    assert (chosen.build, chosen.backend, chosen.contenders) == ("fp16", "openvino", [])
+    assert chosen.reason.startswith("using fp16 on openvino: the fastest accurate on avx2 CPUs (5.0x ahead of other "
+                                    "runtimes there, not timed on avx512 CPUs), lol-eval15 PSNR 20.000 dB")
+
+
 def test_the_order_elsewhere_is_by_relative_speed():
     classes = {"a": {("x", "k"): (10, None), ("y", "k"): (20, None)}, "b": {("x", "k"): (30, None), ("y", "k"): (10, None),
                                                                            ("z", "j"): (11, None)}}
-    # x: 1.0 and 3.0 -> 2.0; y: 2.0 and 1.0 -> 1.5; z: 1.1; w: measured nowhere
-    assert choose.ranked_elsewhere([("w", "j"), ("x", "k"), ("y", "k"), ("z", "j")], classes) == \
-        [("z", "j"), ("y", "k"), ("x", "k"), ("w", "j")]
-    assert choose.pick_contenders([("z", "j"), ("y", "k"), ("x", "k")]) == [("z", "j"), ("y", "k")]
-    assert choose.pick_contenders([("z", "j"), ("w", "j")]) == [("z", "j")]
+    keys = [("w", "j"), ("x", "k"), ("y", "k"), ("z", "j")]
+    relative = choose.relative_elsewhere(keys, classes)  # x: 1.0 and 3.0 -> 2.0; y: 2.0 and 1.0 -> 1.5; z: 1.1
+    assert relative == pytest.approx({("x", "k"): 2.0, ("y", "k"): 1.5, ("z", "j"): 1.1})
+    order = choose.ranked_elsewhere(keys, relative)
+    assert order == [("z", "j"), ("y", "k"), ("x", "k"), ("w", "j")]  # w: measured nowhere
+    assert choose.pick_contenders(order, relative) == [("z", "j"), ("y", "k")]  # 1.5 / 1.1 is close
+    assert choose.pick_contenders([("z", "j"), ("w", "j")], relative) == [("z", "j")]
+    assert choose.pick_contenders([("w", "j"), ("v", "k")], {}) == [("w", "j"), ("v", "k")]
 
 
 def test_the_settled_choice_is_cached_per_machine(model, on):

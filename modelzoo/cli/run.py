@@ -127,14 +127,16 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
             build, backend = choice.build, choice.backend
         job, session = ray_engine.prepare_job(m, build, backend, variant, weights, workspace, native), None
     else:
+        # under the automatic choice, the tile may be smaller: the one its 12 MP peak memory fits the limit at
         enhancer = api.open_any(m, build, backend, variant, weights, workspace=workspace, native=native,
-                                threads=threads, announce=announce)
+                                threads=threads, tile=tile, inputs=inputs, announce=announce)
         job, session = enhancer.job, enhancer.session
     chosen = protocols_for(m, protocol or next(iter(m.card["protocols"])), for_task(registry(), m.card["task"]))[0]
     params = {**(chosen[1]["postprocess"] if protocol else {}), **overrides}
     request = runner.Request(m, session, native=native, params=params, overrides=overrides, output=output,
                              format=fmt, quality=quality, resume=resume, progress=not quiet and not as_json,
-                             tile=tile if native else 0, inputs=inputs)
+                             tile=enhancer.request.tile if engine != "ray" else tile if native else 0,
+                             inputs=inputs)
     if npz_out:
         request.on_outputs = save_npz_outputs(npz_out)
     if reference:
