@@ -69,3 +69,8 @@ def test_a_build_is_compared_with_the_reference_on_each_photo_at_its_own_size(mo
     assert peak["tile"] == 256 and peak["peak_rss_mb"] > 0
     document = fidelity.document(model, "fp16", "onnxruntime", ("fp32", "onnxruntime"), per_set, [peak], (300, 400))
     assert document["min_db"] == min(per_set["lol"]) and documents.errors(document, "photos", "x") == []
+
+
+def test_photos_needs_something_to_compare_on(cli):
+    result = cli("photos", "sci")
+    assert result.exit_code == 2 and "give at least one --input folder or --samples" in result.stderr
