@@ -94,6 +94,8 @@ def bench_rows(model, isa=None):
 
 def runnable(model, build, backend, registry):
     runtime = registry.backends.get(backend)
+    if model.unsupported(backend):
+        return False
     spec = documents.load(model.build_path(build), "build")["backend"]
     return runtime is not None and not runtime.missing(spec) and spec["dtype"] in runtime.dtypes
 
@@ -185,6 +187,8 @@ def pick(model, registry=None, machine=None):
     registry = registry or default_registry()
     machine = machine or describe()
     first, default_backend = reference_key(model)
+    if len(model.builds) == 1:
+        return Choice(first, default_backend, f"using {first} on {default_backend}: the card's only build")
     found = candidates(model, registry)
     if not found:
         return Choice(first, default_backend, f"using {first} on {default_backend}: no measured accuracy to "
