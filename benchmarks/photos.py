@@ -1,5 +1,6 @@
 """Photo-size benchmarks for `modelzoo run`: one 12 MP image per build and backend, and a folder of photos.
 
+    python benchmarks/photos.py single      # the reference build and the automatic choice (its tile too)
     python benchmarks/photos.py single --builds fp32,fp16,int8 --backends onnxruntime,openvino
     python benchmarks/photos.py folder --build int8 --backend openvino --count 20 --processes 1,2
 
@@ -70,7 +71,7 @@ def single(config):
             times.append(time.perf_counter() - tick)
     output = Path(config["scratch"]) / f"{config['build']}-{config['backend']}.npy"
     np.save(output, imaging.quantize(enhanced, "round"))
-    return {"build": config["build"], "backend": job.backend.name, "dtype": job.dtype,
+    return {"build": config["build"], "backend": job.backend.name, "dtype": job.dtype, "tile": config["tile"],
             "seconds_p50": round(float(np.median(times)), 2), "seconds_min": round(min(times), 2),
             "runs": len(times), "peak_rss_mb": peak_mb(), "peak_rss_mb_after_load": after_load,
             "output": str(output)}
@@ -81,21 +82,40 @@ def psnr(a, b):
     return round(10 * math.log10(255 ** 2 / mse), 2) if mse else float("inf")
 
 
+def default_pairs(model_name, tile):
+    """The reference build (first, so the others are compared with it) and what `modelzoo run` chooses here,
+    with the tile the choice opens it at."""
+    from modelzoo import choose
+    from modelzoo.plugins import registry
+
+    model = registry().model(model_name)
+    chosen = choose.choose(model)
+    print(f"{model.name}: {chosen.reason}", file=sys.stderr)
+    reference = choose.reference_key(model)
+    pairs = [(*reference, tile)]
+    if (chosen.build, chosen.backend) != reference:
+        pairs.append((chosen.build, chosen.backend, min(tile, chosen.tile) if chosen.tile else tile))
+    return pairs
+
+
 def run_single(args):
     context = multiprocessing.get_context("spawn")
     rows = []
+    if args.builds:
+        pairs = [(build, backend, args.tile) for backend in args.backends.split(",") for build in args.builds.split(",")]
+    else:
+        pairs = default_pairs(args.model, args.tile)
     with tempfile.TemporaryDirectory(prefix="modelzoo-photos-") as scratch:
-        for backend in args.backends.split(","):
-            for build in args.builds.split(","):
-                config = {"model": args.model, "build": build, "backend": backend, "threads": args.threads,
-                          "tile": args.tile, "shape": [args.height, args.width], "warmup": args.warmup,
-                          "repeat": args.repeat, "scratch": scratch}
-                print(f"{build} on {backend} ...", file=sys.stderr, flush=True)
-                try:
-                    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-                        rows.append(pool.submit(single, config).result())
-                except Exception as exc:  # noqa: BLE001 - report the row as failed, measure the rest
-                    rows.append({"build": build, "backend": backend, "error": str(exc).splitlines()[0]})
+        for build, backend, tile in pairs:
+            config = {"model": args.model, "build": build, "backend": backend, "threads": args.threads,
+                      "tile": tile, "shape": [args.height, args.width], "warmup": args.warmup,
+                      "repeat": args.repeat, "scratch": scratch}
+            print(f"{build} on {backend} ...", file=sys.stderr, flush=True)
+            try:
+                with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+                    rows.append(pool.submit(single, config).result())
+            except Exception as exc:  # noqa: BLE001 - report the row as failed, measure the rest
+                rows.append({"build": build, "backend": backend, "error": str(exc).splitlines()[0]})
         done = [r for r in rows if "output" in r]
         first = next((r for r in done if r["dtype"] == "fp32"), done[0] if done else None)
         reference = np.load(first["output"]) if first else None
@@ -169,7 +189,7 @@ def run_folder(args):
 
 
 def machine():
-    from modelzoo.bench import machine as describe
+    from modelzoo.machine import describe
 
     info = describe()
     return {k: info[k] for k in ("cpu", "cores", "flags", "memory_gb")}
@@ -179,7 +199,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     one = commands.add_parser("single", help="seconds per 12 MP image and peak RSS per build and backend")
-    one.add_argument("--builds", default="fp32,fp16,int8")
+    one.add_argument("--builds", default=None, help="comma-separated builds (default: the reference build and the "
+                     "automatic choice, each on its backend)")
     one.add_argument("--backends", default="onnxruntime,openvino")
     one.add_argument("--height", type=int, default=3000)
     one.add_argument("--width", type=int, default=4000)

@@ -7,8 +7,7 @@
 from modelzoo.errors import ZooError
 from modelzoo.hookspecs import hookimpl
 from modelzoo.model import Model
-
-__version__ = "0.1.0"
+from modelzoo.version import __version__
 __all__ = ["Model", "ZooError", "card", "hookimpl", "list_models", "load", "__version__"]
 API = ("load", "list_models", "card")
 

@@ -6,16 +6,22 @@ publish, the Ray engine and bench all go through it, so a library user gets exac
 import dataclasses
 import logging
 import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from modelzoo import choose, imaging, runner
 from modelzoo import compile as compiler
-from modelzoo import imaging, runner
+from modelzoo.backends import feed
 from modelzoo.errors import ZooError
+from modelzoo.plugins import registry as plugin_registry
 from modelzoo.tiling import DEFAULT_TILE
 
 logger = logging.getLogger(__name__)
+ROUNDS = 2  # calls each contender of the automatic choice runs before the faster is kept
 
 
 class Enhancer:
@@ -28,9 +34,14 @@ class Enhancer:
     """
 
     def __init__(self, model, job, session, params=None, native=False, tile=0, inputs=None):
-        self.model, self.job, self.session = model, job, session
+        self.model, self._job, self.session = model, job, session
         self.request = runner.Request(model, session, native=native, params=dict(params or {}), progress=False,
                                       tile=tile if native else 0, inputs=dict(inputs or {}))
+
+    @property
+    def job(self):
+        """The compiled build in use (under the automatic choice, the contender that won once decided)."""
+        return getattr(self.session, "job", self._job)
 
     @property
     def card(self):
@@ -72,11 +83,7 @@ def as_rgb(image):
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
             raise ZooError(f"image: expected an RGB uint8 HxWx3 array, got {image.dtype} with shape {image.shape}")
         return imaging.to_rgb_array(image)
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow is a dependency of imaging
-        Image = None
-    if Image is not None and isinstance(image, Image.Image):
+    if isinstance(image, Image.Image):
         return imaging.to_rgb(image)
     raise ZooError(f"image: expected a numpy array, a path or a PIL image, got {type(image).__name__}")
 
@@ -115,37 +122,88 @@ def load(name, build=None, backend=None, variant=None, weights=None, device=None
         enhance = modelzoo.load(name)  # a name from modelzoo.list_models()
         bright = enhance("dark.png")  # RGB uint8 HxWx3
     """
-    model = _registry().model(name)
+    model = registry().model(name)
     params, inputs = model.settings(settings, "load():")
-    build, backend = resolve_build(model, build, backend, variant)
-    return open_enhancer(model, build, backend, variant, weights, device, native=not resize, params=params,
-                         tile=0 if resize else DEFAULT_TILE, inputs=inputs)
+    return open_any(model, build, backend, variant, weights, device, native=not resize, params=params,
+                    tile=0 if resize else DEFAULT_TILE, inputs=inputs)
 
 
-def resolve_build(model, build=None, backend=None, variant=None, announce=logger.info):
-    """(build, backend) to open: as given, or, with neither given and the default weights, the fastest
-    accurate build for this machine (announced in one line). MODELZOO_BUILD=first keeps the card's first build."""
-    if build or backend or (variant and variant != model.default_variant) or \
-            os.environ.get("MODELZOO_BUILD", "auto") == "first":
-        return build, backend
-    from modelzoo.choose import choose
+def chooses(model, build=None, backend=None, variant=None):
+    """True when the build is left to the automatic choice: neither build nor backend given, the default
+    weights, and not MODELZOO_BUILD=first (which keeps the card's first build)."""
+    return not (build or backend or (variant and variant != model.default_variant) or
+                os.environ.get("MODELZOO_BUILD", "auto") == "first")
 
-    choice = choose(model)
+
+def open_any(model, build=None, backend=None, variant=None, weights=None, device=None, workspace=None,
+             native=False, threads=0, params=None, tile=0, inputs=None, announce=logger.info):
+    """open_enhancer for the build asked for, or for the automatic choice (announced in one line)."""
+    if not chooses(model, build, backend, variant):
+        return open_enhancer(model, build, backend, variant, weights, device, workspace, native, threads,
+                             params=params, tile=tile, inputs=inputs)
+    choice = choose.choose(model)
     announce(f"{model.name}: {choice.reason}")
-    return choice.build, choice.backend
+    tile = min(tile, choice.tile) if tile and choice.tile else tile  # the tile its 12 MP peak fits the limit at
+    opened = [open_enhancer(model, b, k, variant, weights, device, workspace, native, threads, params=params,
+                            tile=tile, inputs=inputs) for b, k in choice.contenders or [(choice.build, choice.backend)]]
+    if len(opened) == 1:
+        return opened[0]
+
+    def settled(timings, images):
+        announce(f"{model.name}: {choose.settle(model, choice, timings, images).reason}")
+
+    contest = Contest([(e.job, e.session) for e in opened], settled)
+    return Enhancer(model, contest.job, contest, params, native, tile, inputs)
+
+
+class Contest:
+    """A session that runs the first calls on each contender in turn, timing them per megapixel, then only on
+    the fastest: the images that decide are enhanced all the same, so choosing costs no extra work. Every
+    contender is an accurate build, so the outputs differ by no more than the tolerance either way.
+    `settled(seconds per megapixel by (build, backend), images)` is told the result once."""
+
+    def __init__(self, contenders, settled, rounds=ROUNDS):
+        self.contenders, self.settled, self.rounds = list(contenders), settled, rounds
+        self.times = {self.key(job): [] for job, _ in self.contenders}
+        self.calls, self.lock = 0, threading.Lock()
+        self.job, self.session = self.contenders[0]
+
+    @staticmethod
+    def key(job):
+        return job.build, job.backend.name
+
+    def run(self, x, inputs=None):
+        with self.lock:
+            if len(self.contenders) == 1:
+                return feed(self.session, x, inputs)
+            job, session = self.contenders[self.calls % len(self.contenders)]
+            self.calls += 1
+            tick = time.perf_counter()
+            outputs = feed(session, x, inputs)
+            megapixels = x.shape[0] * x.shape[2] * x.shape[3] / 1e6
+            self.times[self.key(job)].append((time.perf_counter() - tick) / megapixels)
+            if all(len(t) >= self.rounds for t in self.times.values()):
+                self.decide()
+            return outputs
+
+    def decide(self):
+        # the best of each: the first call of a session also pays its one-time set-up
+        best = {key: min(times) for key, times in self.times.items()}
+        self.job, self.session = min(self.contenders, key=lambda c: best[self.key(c[0])])
+        self.contenders = [(self.job, self.session)]
+        self.settled(best, self.calls)
+
+
+def registry():
+    """The process-wide plugin registry (modelzoo.plugins.registry)."""
+    return plugin_registry()
 
 
 def list_models():
     """The names of the registered models, sorted."""
-    return sorted(_registry().models)
+    return sorted(registry().models)
 
 
 def card(name):
     """The validated card of model NAME (a dict, as in its card.yaml)."""
-    return _registry().model(name).card
-
-
-def _registry():
-    from modelzoo.plugins import registry
-
-    return registry()
+    return registry().model(name).card

@@ -16,105 +16,27 @@ results folder as bench-<machine-id>.json.
 """
 import json
 import logging
-import os
-import platform
-import re
+import multiprocessing
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from modelzoo import documents
+from modelzoo import compile as compiler
+from modelzoo import documents, weights
+from modelzoo.api import open_enhancer, prepare
 from modelzoo.backends import feed
-from modelzoo.errors import ZooError
+from modelzoo.backends.torch_rt import resolve_device
+from modelzoo.complexity import count_model
+from modelzoo.errors import ValidationError, ZooError
+from modelzoo.imaging import atomic_write
+from modelzoo.machine import describe, peak_rss_mb, versions
+from modelzoo.padding import padded, wrap
+from modelzoo.plugins import registry
 
 logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
-PACKAGES = ("modelzoo", "torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common", "numpy")
-CPU_FLAGS = ("sse4_2", "fma", "f16c", "avx", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
-             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16")
-
-
-# -- machine -------------------------------------------------------------------------------------------------
-def machine():
-    """CPU model, cores, SIMD flags, memory, OS; GPU name when torch sees one."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info = {"cpu": model, "cores": cores, "logical_cpus": os.cpu_count(),
-            "flags": [f for f in CPU_FLAGS if f in flags], "memory_gb": _memory_gb(),
-            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(), "gpu": None}
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    info["isa"] = isa_class(info)
-    info["id"] = machine_id(info)
-    return info
-
-
-def isa_class(info):
-    """The instruction-set class that decides CPU speed (int8 and OpenVINO differ several-fold between them):
-    cuda when a GPU is seen, else amx, avx512-vnni, avx512, avx2 or generic."""
-    flags = set(info.get("flags") or ())
-    if info.get("gpu"):
-        return "cuda"
-    for name, needs in (("amx", {"amx_tile", "amx_int8"}), ("avx512-vnni", {"avx512f", "avx512_vnni"}),
-                        ("avx512", {"avx512f"}), ("avx2", {"avx2", "fma"})):
-        if needs <= flags:
-            return name
-    return "generic"
-
-
-def machine_id(info):
-    """A stable, non-identifying slug: cpu model, core count and instruction-set class (and GPU), e.g.
-    amd-epyc-2c-avx2: the same CPU name can be an AVX2 or an AVX-512 machine."""
-    words = re.sub(r"\(r\)|\(tm\)|cpu|processor|@.*|\d+-core", " ", info["cpu"].lower())
-    slug = "-".join(re.findall(r"[a-z0-9]+", words))[:40] or "cpu"
-    slug = f"{slug}-{info['cores']}c-{info.get('isa') or isa_class(info)}"
-    if info.get("gpu"):
-        slug += "-" + "-".join(re.findall(r"[a-z0-9]+", info["gpu"].lower().replace("nvidia", "")))[:24]
-    return slug
-
-
-def _memory_gb():
-    try:
-        with open("/proc/meminfo") as meminfo:
-            return round(int(meminfo.readline().split()[1]) / 1024 ** 2, 1)
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def versions():
-    from modelzoo.compile import versions as installed
-
-    return installed(*PACKAGES)
-
-
-def peak_rss_mb():
-    """This process's peak resident set (VmHWM), in MB; falls back to getrusage's ru_maxrss."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 # -- statistics ----------------------------------------------------------------------------------------------
@@ -146,8 +68,6 @@ def _measure(config):
         sessions, info = _baseline_sessions(config)
     else:
         sessions, info = _build_sessions(config)
-    from modelzoo.plugins import registry
-
     inputs = registry().model(config["model"]).runtime_arrays()  # runtime inputs at the card's defaults
     for session in sessions:
         for _ in range(config["warmup"]):
@@ -190,9 +110,6 @@ class _Go:
 
 
 def _build_sessions(config):
-    from modelzoo.api import open_enhancer
-    from modelzoo.plugins import registry
-
     model = registry().model(config["model"])
     enhancers = [open_enhancer(model, threads=config["threads"], **job_settings(config))
                  for _ in range(config["instances"])]
@@ -209,7 +126,7 @@ class _Eager:
         self.network, self.device = network, device
 
     def run(self, x, inputs=None):
-        import torch
+        import torch  # deferred: only the baseline's child process runs eager torch
 
         with torch.no_grad():
             extras = [torch.from_numpy(v).to(self.device) for v in (inputs or {}).values()]
@@ -218,12 +135,7 @@ class _Eager:
 
 
 def _baseline_sessions(config):
-    import torch
-
-    from modelzoo import weights
-    from modelzoo.backends.torch_rt import resolve_device
-    from modelzoo.padding import wrap
-    from modelzoo.plugins import registry
+    import torch  # deferred: only the baseline's child process runs eager torch
 
     model = registry().model(config["model"])
     if config["threads"]:
@@ -251,8 +163,6 @@ def job_settings(config):
 
 def job_for(model, config):
     """The compile Job of a configuration (compiled by the parent, opened by the child)."""
-    from modelzoo.api import prepare
-
     return prepare(model, **job_settings(config))
 
 
@@ -261,8 +171,6 @@ def shape_mode(job, shape):
     included), except a build that calibrates (int8): its calibration images are at the build's own size, so
     at any other shape it uses the dynamic (native) export, whose axes include the batch.
     """
-    from modelzoo.padding import padded
-
     if not getattr(job.backend, "needs_onnx", True):
         return "eager"
     multiple = job.model.multiple_of  # job.shape is padded to input.multiple_of; so is what the session runs
@@ -273,9 +181,6 @@ def shape_mode(job, shape):
 def run(model, builds=None, backends=None, batch=1, threads=0, instances=1, shape=None, warmup=3, repeat=20,
         baseline=False, variant=None, weights=None, workspace=None, options=None, isolate=True, log=logger.info):
     """Benchmark `model`; returns the bench document (see schemas/bench.schema.json)."""
-    from modelzoo import compile as compiler
-    from modelzoo.complexity import count_model
-
     if batch < 1 or instances < 1 or repeat < 1 or warmup < 0:
         raise ZooError("--batch, --instances and --repeat must be at least 1, --warmup at least 0")
     shape = list(shape or model.input_shape()[1:])
@@ -324,7 +229,7 @@ def run(model, builds=None, backends=None, batch=1, threads=0, instances=1, shap
     counted = count_model(model, variant, [1, *shape])
     return {
         "kind": "bench", "schema_version": SCHEMA_VERSION, "model": model.name,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), "versions": versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": describe(), "versions": versions(),
         "settings": {"shape": shape, "batch": batch, "threads": threads, "instances": instances, "warmup": warmup,
                      "repeat": repeat, "isolation": "process" if isolate else "none"},
         "complexity": {k: counted[k] for k in ("params", "macs", "flops", "shape")},
@@ -334,8 +239,6 @@ def run(model, builds=None, backends=None, batch=1, threads=0, instances=1, shap
 
 def _cannot_run(job):
     if job.backend.name == "torch":
-        from modelzoo.backends.torch_rt import resolve_device
-
         device = resolve_device(job.options.get("device"))
         if device == "cpu" and job.dtype != "fp32":
             return (f"{job.label}: torch {job.dtype} runs on CUDA only and no GPU is present here; skipped "
@@ -348,9 +251,6 @@ def _child(config, isolate, log):
     log(f"bench {label}: {config['warmup']} warm-up + {config['repeat']} timed runs")
     if not isolate:
         return measure(config)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(measure, config).result()
 
@@ -367,16 +267,12 @@ def speedup(row, baseline_row):
 def validate(document):
     problems = documents.errors(document, "bench", "bench")
     if problems:
-        from modelzoo.errors import ValidationError
-
         raise ValidationError(problems)
     return document
 
 
 def save(model, document, machine_id=None):
     """Write the document to the model's results folder as bench-<machine-id>.json; returns the path."""
-    from modelzoo.imaging import atomic_write
-
     validate(document)
     folder = model.results_dir()
     folder.mkdir(parents=True, exist_ok=True)

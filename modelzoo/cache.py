@@ -15,6 +15,8 @@ from filelock import FileLock, Timeout
 
 from modelzoo import compile as compiler
 from modelzoo import paths
+from modelzoo.machine import versions
+from modelzoo.version import __version__
 
 LABEL = re.compile(r"^(?P<model>[^/]+)/(?P<build>.+) \((?P<backend>\S+) (?P<dtype>\S+)\)$")
 
@@ -44,9 +46,7 @@ def default_root():
 
 def artifacts(root=None):
     """Every artifact under `root` (default: the user cache's artifacts), sorted by folder."""
-    from modelzoo import __version__
-
-    installed = {"modelzoo": __version__, **compiler.versions(*compiler.LIBRARIES)}
+    installed = {"modelzoo": __version__, **versions(*compiler.LIBRARIES)}
     found = []
     for manifest in sorted(Path(root or default_root()).glob(f"*/*/{compiler.MANIFEST}")):
         try:

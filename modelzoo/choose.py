@@ -3,28 +3,40 @@
 Accurate: on the card's first dataset and protocol (default weights), every metric the evaluator declares is
 within that metric's tolerance of the reference build (the card's first build on its own backend, fp32).
 Fastest: the lowest per-image p50 latency among the accurate builds, from the model's bench files for this
-machine's instruction-set class (bench-<machine>.json, `modelzoo bench --save`). Where no bench file matches
-the class, the accurate candidates are timed once here (a short bench) and the result is cached per machine
-and library versions. Builds whose runtime is missing here are never chosen.
+machine's instruction-set class (bench-<machine>.json, `modelzoo bench --save`).
+
+Where no bench file matches the class, the choice costs almost nothing: the accurate builds are ranked by the
+bench results of the other classes (which build is faster carries over between CPUs better than how fast),
+and the leader and the best build on another backend become contenders. The caller (modelzoo.api) runs the
+first images on each in turn, keeps those outputs, and reports the timings back to `settle`, which caches
+the winner per machine and library versions. This module only reads results documents and that cache.
 """
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelzoo import documents, paths
+from modelzoo.evaluate import for_task
+from modelzoo.machine import describe, versions
+from modelzoo.plugins import registry as default_registry
 
 log = logging.getLogger(__name__)
-QUICK_REPEAT = 3  # timed runs per candidate when measuring here: a choice, not a published number
+CONTENDERS = 2  # builds timed on the first images where this class has no bench results
+CLOSE = 1.5  # a runner-up elsewhere this much slower than the leader, or closer, is worth timing here
+MIN_AGREEMENT_DB = 40.0  # on every photo, a build's output at least this close to the reference build's
+MEMORY_LIMIT_MB = 2048  # peak resident memory for a 12 MP photo
 
 
 @dataclass
 class Choice:
     build: str
     backend: str
-    reason: str  # one line for the user: what was chosen and why
+    reason: str  # one line for the user: what was chosen, why, and how sure that is
     speedup: float | None = None
     scores: dict | None = None
+    contenders: list = field(default_factory=list)  # [(build, backend)] still to be timed here; empty: settled
+    tile: int | None = None  # the largest tile whose 12 MP peak fits MEMORY_LIMIT_MB (None: unmeasured)
 
 
 def evaluations(model):
@@ -60,22 +72,24 @@ def accurate(model, scores, metrics):
     return kept
 
 
-def bench_rows(model, isa):
-    """{(build, backend): (p50 ms, speed-up)} from the bench files of machines of instruction-set class `isa`."""
-    rows = {}
+def bench_rows(model, isa=None):
+    """{isa: {(build, backend): (p50 ms, speed-up)}} from the model's bench files (batch 1, one instance, CPU,
+    static shapes); only class `isa` when given."""
+    classes = {}
     folder = model.results_dir()
     for path in sorted(folder.glob("bench-*.json")) if folder.is_dir() else []:
         document = documents.read(path)
-        machine = document.get("machine", {})
-        if (machine.get("isa") or "") != isa:
+        found = document.get("machine", {}).get("isa") or ""
+        if isa is not None and found != isa:
             continue
+        rows = classes.setdefault(found, {})
         for row in document.get("rows", []):
             if row.get("batch") == 1 and row.get("instances") == 1 and row.get("device", "cpu") == "cpu" \
                     and row.get("shape_mode") != "dynamic":
                 key = (row["build"], row["backend"])
                 if key not in rows or row["per_image_ms"]["p50"] < rows[key][0]:
                     rows[key] = (row["per_image_ms"]["p50"], row.get("speedup"))
-    return rows
+    return classes
 
 
 def runnable(model, build, backend, registry):
@@ -86,35 +100,33 @@ def runnable(model, build, backend, registry):
     return runtime is not None and not runtime.missing(spec) and spec["dtype"] in runtime.dtypes
 
 
-def measured_here(model, candidates, machine, registry):
-    """Time each candidate once on this machine (cached per machine and library versions)."""
-    from modelzoo import bench
-
-    key = hashlib.sha256(json.dumps([model.name, sorted(candidates), machine["id"], bench.versions()],
-                                    sort_keys=True).encode()).hexdigest()[:16]
-    cache = paths.cache_dir() / "choices" / f"{model.name}-{machine['id']}-{key}.json"
-    if cache.is_file():
-        return {tuple(k.split("|")): tuple(v) for k, v in json.loads(cache.read_text()).items()}
-    log.info("%s: no bench results for %s CPUs; timing %d accurate builds once (cached in %s)", model.name,
-             machine["isa"], len(candidates), cache.parent)
-    rows = {}
-    for build, backend in sorted(candidates):
-        document = bench.run(model, builds=[build], backends=[backend], warmup=1, repeat=QUICK_REPEAT,
-                             isolate=False, log=lambda m: log.info("%s", m))
-        for row in document["rows"]:
-            rows[(build, backend)] = (row["per_image_ms"]["p50"], None)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({"|".join(k): v for k, v in rows.items()}))
-    return rows
-
-
 def candidates(model, registry, only_runnable=True):
-    """{(build, backend): mean scores} of the accurate builds (that can run here, unless told otherwise)."""
-    from modelzoo.evaluate import for_task
-
+    """{(build, backend): mean scores} of the accurate builds (that can run here, unless told otherwise): within
+    tolerance on the card's dataset and, once the model has photos results, close on photos within memory."""
     metrics = for_task(registry, model.card["task"]).metrics
+    photos = photo_results(model)
     return {key: mean for key, mean in accurate(model, evaluations(model), metrics).items()
-            if not only_runnable or runnable(model, *key, registry)}
+            if (not only_runnable or runnable(model, *key, registry)) and (not photos or on_photos(photos, key)[0])}
+
+
+def photo_results(model):
+    """{(build, backend): photos document} (modelzoo.fidelity, results/photos-*.json), default weights."""
+    folder = model.results_dir()
+    found = {}
+    for path in sorted(folder.glob("photos-*.json")) if folder.is_dir() else []:
+        document = documents.read(path)
+        if document.get("variant") == model.default_variant:
+            found[(document["build"], document["backend"])] = document
+    return found
+
+
+def on_photos(photos, key):
+    """(fit: close to the reference on every photo and some tile within the memory limit, that largest tile)."""
+    document = photos.get(key)
+    if document is None:
+        return False, None
+    fitting = [run["tile"] for run in document["photo"]["runs"] if run["peak_rss_mb"] <= document["memory_limit_mb"]]
+    return document["min_db"] >= document["min_agreement_db"] and bool(fitting), max(fitting, default=None)
 
 
 def fastest(speeds):
@@ -122,36 +134,130 @@ def fastest(speeds):
     return min(speeds.items(), key=lambda item: item[1][0]) if speeds else None
 
 
-def choose(model, registry=None, measure=True):
-    """The Choice for `model` on this machine; the card's first build when nothing was measured."""
-    from modelzoo.bench import machine as this_machine
-    from modelzoo.evaluate import for_task
-    from modelzoo.plugins import registry as default_registry
+def relative_elsewhere(keys, classes):
+    """{key: mean, over the other classes that measured it, of its p50 relative to that class's fastest key}."""
+    ratios = {}
+    for rows in classes.values():
+        measured = {k: rows[k][0] for k in keys if k in rows}
+        if measured:
+            best = min(measured.values())
+            for key, p50 in measured.items():
+                ratios.setdefault(key, []).append(p50 / best)
+    return {key: sum(values) / len(values) for key, values in ratios.items()}
 
+
+def ranked_elsewhere(keys, relative):
+    """`keys`, the fastest elsewhere first; keys measured nowhere last, in the order given."""
+    return sorted(keys, key=lambda k: (k not in relative, relative.get(k, 0.0)))
+
+
+def pick_contenders(order, relative, count=CONTENDERS):
+    """The leader, then the best build on each other backend that ran within CLOSE of it elsewhere (runtimes
+    differ most between CPUs, builds on one runtime much less). Compiling costs more than a few images, so a
+    runner-up far behind everywhere is not timed. Measured nowhere: the first `count` builds."""
+    if not relative:
+        return order[:count]
+    chosen = order[:1]
+    for key in order[1:]:
+        close = key in relative and relative[key] <= CLOSE * relative[chosen[0]]
+        if len(chosen) < count and close and key[1] not in {backend for _, backend in chosen}:
+            chosen.append(key)
+    return chosen
+
+
+def cache_path(model, machine, keys):
+    blob = json.dumps([model.name, sorted(keys), machine["id"], versions()], sort_keys=True)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return paths.cache_dir() / "choices" / f"settled-{model.name}-{machine['id']}-{digest}.json"
+
+
+def choose(model, registry=None, machine=None):
+    """The Choice for `model` on this machine (see the module's docstring), with the tile its photos results
+    say keeps a 12 MP photo within MEMORY_LIMIT_MB (the smallest over the contenders)."""
+    choice = pick(model, registry, machine)
+    photos = photo_results(model)
+    tiles = [on_photos(photos, key)[1] for key in choice.contenders or [(choice.build, choice.backend)]]
+    choice.tile = min((tile for tile in tiles if tile), default=None)
+    if choice.tile:
+        choice.reason += f"; {choice.tile} px tiles keep a 12 MP photo within {MEMORY_LIMIT_MB / 1024:g} GB"
+    return choice
+
+
+def pick(model, registry=None, machine=None):
     registry = registry or default_registry()
+    machine = machine or describe()
     first, default_backend = reference_key(model)
-    metrics = for_task(registry, model.card["task"]).metrics
     if len(model.builds) == 1:
         return Choice(first, default_backend, f"using {first} on {default_backend}: the card's only build")
-    candidates_here = candidates(model, registry)
-    machine = this_machine()
-    if not candidates_here:
+    found = candidates(model, registry)
+    if not found:
         return Choice(first, default_backend, f"using {first} on {default_backend}: no measured accuracy to "
                       f"choose a faster build by")
-    speeds = {k: v for k, v in bench_rows(model, machine["isa"]).items() if k in candidates_here}
-    source = f"bench results for {machine['isa']} CPUs"
-    if not speeds and measure:
-        speeds = {k: v for k, v in measured_here(model, candidates_here, machine, registry).items()
-                  if k in candidates_here}
-        source = f"timed on this {machine['isa']} CPU"
-    if not speeds:
-        return Choice(first, default_backend, f"using {first} on {default_backend}: no timings for "
-                      f"{machine['isa']} CPUs")
-    (build, backend), (p50, speedup) = fastest(speeds)
-    scores = candidates_here[(build, backend)]
-    quality = ", ".join(f"{m.label} {m.format(scores[m.name])}{' ' + m.unit if m.unit else ''}"
-                        for m in metrics if m.name in scores)
-    pace = f"{speedup:.1f}x eager" if speedup else f"{p50:.0f} ms/image"
-    dataset = model.card["datasets"][0]
-    return Choice(build, backend, f"using {build} on {backend}: {pace} on this CPU ({source}), "
-                  f"{dataset} {quality}", speedup, scores)
+    metrics = for_task(registry, model.card["task"]).metrics
+    classes = bench_rows(model)
+    here = {k: v for k, v in classes.pop(machine["isa"], {}).items() if k in found}
+    if here:
+        (build, backend), (p50, speedup) = fastest(here)
+        pace = f"{speedup:.1f}x eager" if speedup else f"{p50:.0f} ms/image"
+        return Choice(build, backend, f"using {build} on {backend}: {pace} on this CPU (bench results for "
+                      f"{machine['isa']} CPUs), {quality(model, metrics, found[(build, backend)])}", speedup,
+                      found[(build, backend)])
+    cached = cache_path(model, machine, found)
+    settled = read_settled(cached)
+    if settled and tuple(settled["build"]) in found:
+        key = tuple(settled["build"])
+        return Choice(*key, settled["reason"] + " (cached)", scores=found[key])
+    others = sorted(i for i, rows in classes.items() if any(k in found for k in rows))
+    relative = relative_elsewhere(sorted(found), classes)
+    order = ranked_elsewhere([k for k in model_order(model, registry) if k in found], relative)
+    contenders = pick_contenders(order, relative)
+    build, backend = contenders[0]
+    basis = f"the fastest accurate on {', '.join(others)} CPUs" if others else "no bench results on any CPU"
+    if len(contenders) == 1:
+        rivals = [relative[k] for k in order if k in relative and k[1] != backend]
+        lead = f"{min(rivals) / relative[order[0]]:.1f}x ahead of other runtimes there, " if rivals else ""
+        return Choice(build, backend, f"using {build} on {backend}: {basis} ({lead}not timed on {machine['isa']} "
+                      f"CPUs), {quality(model, metrics, found[(build, backend)])}", scores=found[(build, backend)])
+    names = " and ".join(f"{b} on {k}" for b, k in contenders)
+    return Choice(build, backend, f"no bench results for {machine['isa']} CPUs: timing {names} ({basis}) on "
+                  f"the first images, then keeping the faster", scores=found[(build, backend)], contenders=contenders)
+
+
+def read_settled(path):
+    """A cached settled choice, or None when there is none or it cannot be read (then it is timed again)."""
+    try:
+        settled = json.loads(path.read_text())
+        return settled if isinstance(settled.get("build"), list) and isinstance(settled.get("reason"), str) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def model_order(model, registry):
+    """Every (build, backend) of the card in its order: each build on its yaml's backend first, then the others."""
+    own = [(b, documents.load(model.build_path(b), "build")["backend"]["type"]) for b in model.builds]
+    return own + [(b, k) for b in model.builds for k in sorted(registry.backends) if (b, k) not in own]
+
+
+def settle(model, choice, seconds_per_megapixel, images, registry=None, machine=None):
+    """The contenders' timings here ({(build, backend): s/MP}) decide: cache the winner and return its Choice."""
+    registry = registry or default_registry()
+    machine = machine or describe()
+    found = candidates(model, registry)
+    timed = sorted(seconds_per_megapixel.items(), key=lambda item: item[1])
+    (build, backend), best = timed[0]
+    runner_up = ", ".join(f"{b} on {k} {t / best:.2f}x slower" for (b, k), t in timed[1:])
+    metrics = for_task(registry, model.card["task"]).metrics
+    reason = (f"using {build} on {backend}: {best:.2f} s/MP, timed against {runner_up} on {images} images on "
+              f"this {machine['isa']} CPU, {quality(model, metrics, found.get((build, backend), {}))}")
+    path = cache_path(model, machine, found)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"build": [build, backend], "reason": reason,
+                                "seconds_per_megapixel": {f"{b}|{k}": t for (b, k), t in timed}}))
+    return Choice(build, backend, reason, scores=found.get((build, backend)))
+
+
+def quality(model, metrics, scores):
+    """`lol-eval15 PSNR 18.507 dB, SSIM 0.7481`: what the chosen build scores on the card's dataset."""
+    shown = ", ".join(f"{m.label} {m.format(scores[m.name])}{' ' + m.unit if m.unit else ''}"
+                      for m in metrics if m.name in scores)
+    return f"{model.card['datasets'][0]} {shown}"

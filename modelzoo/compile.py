@@ -14,14 +14,17 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from filelock import FileLock
 
 from modelzoo import documents, paths, weights
 from modelzoo.errors import ZooError
+from modelzoo.export import export_onnx
+from modelzoo.machine import versions
 from modelzoo.padding import padded, wrap
+from modelzoo.plugins import registry as default_registry
+from modelzoo.version import __version__
 
 # Vendor compilers named in reference-zoo build yamls that no open runtime here provides.
 VENDOR_BACKENDS = {"tvm_vacc": "the VastAI NPU compiler (vamc)"}
@@ -71,8 +74,6 @@ class Job:
 def prepare(model, build=None, backend=None, variant=None, weights_path=None, native=False, workspace=None,
             registry=None, options=None):
     """A Job for a card build name (or a build yaml path) on a backend (default: the yaml's)."""
-    from modelzoo.plugins import registry as default_registry
-
     registry = registry or default_registry()
     build = build or model.builds[0]
     spec_path = Path(build) if build.endswith((".yaml", ".yml")) else model.build_path(build)
@@ -110,8 +111,6 @@ def select_builds(model, build, backend=None, registry=None):
     re-run on --backend; builds whose runtime is missing here are skipped with the install hint, and those on a
     backend the card declares unsupported with the card's reason.
     """
-    from modelzoo.plugins import registry as default_registry
-
     if build != "all":
         return [build], []
     registry = registry or default_registry()
@@ -135,16 +134,6 @@ def select_builds(model, build, backend=None, registry=None):
     return chosen, skipped
 
 
-def versions(*packages):
-    found = {}
-    for package in packages:
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = None
-    return found
-
-
 def code_hash(model):
     """sha256 over the model folder's Python files (and those of the model whose network it reuses): the network
     and hooks that decide an export's content."""
@@ -156,8 +145,6 @@ def code_hash(model):
 
 
 def cache_key(job):
-    from modelzoo import __version__
-
     inputs = {
         "modelzoo": __version__,
         "model": job.model.name,
@@ -218,8 +205,6 @@ def ensure(job, force=False, log=logger.info, then=None):
 
 
 def _build(job, log):
-    from modelzoo.export import export_onnx
-
     building = job.workdir.with_name(job.workdir.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)

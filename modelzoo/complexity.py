@@ -20,6 +20,7 @@ says 182.276 GFLOPs because its export script divides thop's MAC count by 9e8 be
 import math
 
 from modelzoo.errors import ZooError
+from modelzoo.padding import padded
 
 
 def _macs(name, args, kwargs, output):
@@ -43,7 +44,7 @@ def _macs(name, args, kwargs, output):
 def count(module, shape, inputs=None):
     """{'params', 'macs', 'flops', 'shape', 'layers'} for `module` on an input of `shape` (N, C, H, W) and the
     runtime `inputs` ({name: float32 [1]}); `layers` is the number of counted calls."""
-    import torch
+    import torch  # deferred: counting runs the network; importing this module must not load torch
     from torch.overrides import TorchFunctionMode
 
     totals = {"macs": 0, "layers": 0}
@@ -74,8 +75,6 @@ def count_model(model, variant=None, shape=None):
     Weights do not change the counts, so no weight file is needed. `shape` defaults to the card's
     complexity.shape.
     """
-    from modelzoo.padding import padded
-
     network = model.network(variant or model.default_variant)
     batch, channels, height, width = shape or model.card["complexity"]["shape"]
     # the network runs at the padded size (input.multiple_of), so that is what it costs

@@ -79,6 +79,8 @@ def guess_kind(path, document):
     if isinstance(document, dict):
         if document.get("kind") == "bench":
             return "bench"  # modelzoo bench --save: results/bench-<machine-id>.json
+        if document.get("kind") == "photos":
+            return "photos"  # modelzoo.fidelity: results/photos-<build>-<backend>.json
         if "metrics" in document and "provenance" in document:
             return "results"
         if "OpType" in document or "OpConfig" in document:

@@ -5,6 +5,7 @@ come from plugins per task. Results are written as JSON validated by schemas/res
 interrupted evaluation resumes from a checkpoint of the images it already scored.
 """
 import hashlib
+import io
 import json
 import logging
 import sys
@@ -15,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from modelzoo import compile as compiler
-from modelzoo.bench import machine
 from modelzoo import documents, imaging, paths, runner, weights
 from modelzoo.errors import ZooError
+from modelzoo.machine import describe, versions
+from modelzoo.plugins import registry as default_registry
 from modelzoo.tiling import DEFAULT_TILE
 
 logger = logging.getLogger(__name__)
@@ -185,8 +187,6 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
              weights_path=None, workspace=None, threads=0, from_npz=None, results_dir=None, progress=True,
              log=logger.info, registry=None):
     """Evaluate and return the results document (also merged into its file in results_dir when given)."""
-    from modelzoo.plugins import registry as default_registry
-
     registry = registry or default_registry()
     data = registry.dataset(dataset)
     items = data.items(data_root)
@@ -233,11 +233,11 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
             "weights_sha256": weights.sha256s(model, job.variant),
             "artifact_sha256": artifact,
             "build_yaml_sha256": weights.sha256(job.spec_path),
-            "versions": compiler.versions("torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common",
+            "versions": versions("torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common",
                                           "numpy", "scikit-image", "opencv-python-headless"),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "machine": machine(),  # the same description bench documents carry
-            "modelzoo": compiler.versions("modelzoo")["modelzoo"],
+            "machine": describe(),  # the same description bench documents carry
+            "modelzoo": versions("modelzoo")["modelzoo"],
             "command": " ".join(["modelzoo", *sys.argv[1:]]) if sys.argv else "",
         },
     }
@@ -307,8 +307,6 @@ def save_npz_outputs(folder):
     folder = Path(folder)
 
     def save(source, outputs):
-        import io
-
         buffer = io.BytesIO()
         np.savez(buffer, **{f"output_{i}": o for i, o in enumerate(outputs)})
         imaging.atomic_write(folder / f"{Path(source).stem}.npz", buffer.getvalue())
@@ -318,8 +316,6 @@ def save_npz_outputs(folder):
 
 def image2npz(source, target, datalist):
     """Images -> `<stem>.npz` with uint8 CHW RGB under input_0, plus a datalist of npz paths (one a line)."""
-    import io
-
     written = []
     for path in imaging.list_images(source):
         image = imaging.read_rgb(path)

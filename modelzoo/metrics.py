@@ -10,6 +10,12 @@ def psnr(prediction, reference, data_range=255.0):
     return float("inf") if error == 0 else float(10.0 * np.log10(data_range**2 / error))
 
 
+def agreement_db(output, reference):
+    """How close a build's output (float RGB in [0, 1]) stays to another build's for the same input, in dB
+    (10 log10 of 1 over the mean squared difference; infinite when identical)."""
+    return psnr(output, reference, data_range=1.0)
+
+
 def ssim(prediction, reference, data_range=255.0):
     """MATLAB-style SSIM: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, per RGB channel, averaged.
 

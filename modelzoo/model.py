@@ -58,6 +58,7 @@ class Model:
     def preprocess(self, image, vdsp, native=False):
         if self.base is not None:
             return self.base.preprocess(image, vdsp, native=native)
+        # deferred: plugins import modelzoo (and so this module) without paying for OpenCV and Pillow
         from modelzoo.imaging import vdsp_preprocess
 
         return vdsp_preprocess(image, vdsp, native=native)

@@ -21,10 +21,15 @@ import logging
 import shutil
 from pathlib import Path
 
+import cv2
+import yaml
 
-from modelzoo import documents, imaging, leaderboard, reports
+from modelzoo import documents, imaging, leaderboard, reports, samples
+from modelzoo.api import open_enhancer as open_model
 from modelzoo.errors import ZooError
+from modelzoo.evaluate import for_task, protocols_of
 from modelzoo.model import Model
+from modelzoo.plugins import registry as default_registry
 
 logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates" / "publish"
@@ -205,16 +210,11 @@ def front_matter(model, evals, registry, metrics):
 
 
 def dump_yaml(data):
-    import yaml
-
     return yaml.safe_dump(data, sort_keys=True, allow_unicode=True, default_flow_style=False, width=1000)
 
 
 def context(model, registry=None):
     """Everything the Markdown and HTML templates show for one model."""
-    from modelzoo.evaluate import for_task, protocols_of
-    from modelzoo.plugins import registry as default_registry
-
     registry = registry or default_registry()
     card = model.card
     evaluator = for_task(registry, card["task"])
@@ -265,7 +265,7 @@ def context(model, registry=None):
 
 # -- rendering ----------------------------------------------------------------------------------------------
 def environment():
-    import jinja2
+    import jinja2  # deferred: only publishing renders templates
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                              autoescape=jinja2.select_autoescape(["html"]), keep_trailing_newline=True,
@@ -280,7 +280,7 @@ def render(template, **values):
 
 # -- pictures -----------------------------------------------------------------------------------------------
 def _pyplot():
-    import matplotlib
+    import matplotlib  # deferred: a heavy import that only the plots need
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
@@ -358,8 +358,6 @@ def plots(ctx, folder):
 
 
 def shrink(image, side=MAX_SIDE):
-    import cv2
-
     height, width = image.shape[:2]
     scale = side / max(height, width)
     if scale >= 1:
@@ -369,15 +367,11 @@ def shrink(image, side=MAX_SIDE):
 
 
 def sample_names():
-    from modelzoo import samples
-
     return list(samples.PHOTOS)
 
 
 def write_samples(out_models):
     """The built-in samples (input and original) at most MAX_SIDE pixels a side; returns their names."""
-    from modelzoo import samples
-
     root = samples.folder()
     target = out_models / SAMPLES
     for name in samples.PHOTOS:
@@ -388,8 +382,6 @@ def write_samples(out_models):
 
 def open_enhancer(model, build, registry=None, weights=None):
     """The model's build on the torch backend on the CPU, at each image's own size (the same pixels anywhere)."""
-    from modelzoo.api import open_enhancer as open_model
-
     return open_model(model, build, "torch", weights=weights, device="cpu", native=True, registry=registry)
 
 
@@ -418,8 +410,6 @@ def publish(models, out="docs", site=None, lol=False, images=True, registry=None
 
     images=False keeps the before/after PNGs already in `out` (no model is run). Returns the written paths.
     """
-    from modelzoo.plugins import registry as default_registry
-
     registry = registry or default_registry()
     out = Path(out)
     models_dir = out / "models"

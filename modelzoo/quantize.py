@@ -1,9 +1,15 @@
 """fp16 conversion and int8 calibration + quantization of an fp32 ONNX export (used by the ONNX backends)."""
+import logging
 import time
 
 import numpy as np
 
+from modelzoo.datasets import Item
 from modelzoo.errors import ZooError
+from modelzoo.imaging import list_images, read_rgb, resize
+from modelzoo.metrics import agreement_db
+from modelzoo.padding import pad_to_multiple
+from modelzoo.plugins import registry
 
 # The reference zoo's calibrate_mode names -> ONNX Runtime calibration methods.
 CALIBRATE_MODES = {"kl_divergence": "Entropy", "max": "MinMax", "percentile": "Percentile"}
@@ -45,11 +51,6 @@ def separate_outputs(model):
 
 def calibration_inputs(job):
     """The build yaml's calibration images, preprocessed by its process_ops, as float32 NCHW arrays."""
-    from modelzoo.datasets import Item
-    from modelzoo.imaging import list_images, read_rgb, resize
-    from modelzoo.padding import pad_to_multiple
-    from modelzoo.plugins import registry
-
     dataset = job.spec.get("dataset")
     if not dataset:
         raise ZooError(f"{job.spec_path}: dataset: an int8 build needs calibration images (dataset.path or type)")
@@ -304,11 +305,11 @@ def skipped_nodes(model, settings, label):
 
 def nncf_int8(job):
     """OpenVINO int8 through NNCF's post-training quantization (`backend.quantize.engine: nncf`): the fp32 IR
-    quantized on the build yaml's calibration set; skip_nodes / skip_conv_layers stay in float. Returns
-    (the quantized openvino.Model, report)."""
-    import logging
-
-    import nncf
+    quantized on the build yaml's calibration set; skip_nodes / skip_conv_layers stay in float. With
+    `accuracy_control`, NNCF's accuracy-controlled quantization returns to float, most sensitive first, only
+    the layers it must for the output to stay `min_agreement_db` close to fp32's on validation images drawn
+    from the calibration set (training data, never an evaluation split). Returns (openvino.Model, report)."""
+    import nncf  # optional (modelzoo[nncf]); OpenVINO and NNCF load only when such a build compiles
     import onnx
     import openvino as ov
 
@@ -324,11 +325,66 @@ def nncf_int8(job):
     names = [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "Convolution"
              and any(op.get_friendly_name().startswith(name) for name in skipped)]
     logging.getLogger("nncf").setLevel(logging.WARNING)
-    quantized = nncf.quantize(
-        model, nncf.Dataset(arrays), subset_size=len(arrays),
+    common = dict(
+        subset_size=len(arrays),
         preset=nncf.QuantizationPreset.MIXED if settings.get("preset", "mixed") == "mixed"
         else nncf.QuantizationPreset.PERFORMANCE,
         fast_bias_correction=settings.get("fast_bias_correction", True),
         ignored_scope=nncf.IgnoredScope(names=names, validate=False) if names else None)
-    return quantized, {"calibration": {"engine": "nncf", "nncf": nncf.__version__, "images": len(arrays),
-                                       "float_nodes": names, "seconds": round(time.perf_counter() - started, 1)}}
+    control = settings.get("accuracy_control")
+    report = {"engine": "nncf", "nncf": nncf.__version__, "images": len(arrays), "float_nodes": names}
+    if control:
+        validation = arrays[: control.get("validation_images") or len(arrays)]
+        check = agreement_check(job, ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}),
+                                validation)
+        quantized = nncf.quantize_with_accuracy_control(
+            model, nncf.Dataset(arrays), nncf.Dataset(check.pairs, lambda pair: pair[0]), check,
+            max_drop=AGREEMENT_CAP - control["min_agreement_db"], drop_type=nncf.DropType.ABSOLUTE, **common)
+        in_float = float_convolutions(quantized)
+        report.update({"accuracy_control": {**control, "validation_images": len(validation),
+                                            "agreement_db": check.last}, "float_nodes": in_float})
+    else:
+        quantized = nncf.quantize(model, nncf.Dataset(arrays), **common)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    return quantized, {"calibration": report}
+
+
+AGREEMENT_CAP = 100.0  # dB: fp32 against itself is identical (infinite); NNCF needs a finite reference value
+
+
+class agreement_check:
+    """NNCF's validation function: mean agreement (dB, capped) of a model's enhanced outputs with fp32's on the
+    validation images, and the per-image values it ranks layers by. `last` keeps the latest (min, mean)."""
+
+    def __init__(self, job, reference, images):
+        self.model = job.model
+        self.pairs = [(x, self.enhanced(reference, x)) for x in images]
+        self.last = None
+
+    def enhanced(self, compiled, x):
+        results = compiled(x)
+        return self.model.enhance([results[output] for output in compiled.outputs])
+
+    def __call__(self, compiled, items):
+        values = [min(agreement_db(self.enhanced(compiled, x), expected), AGREEMENT_CAP) for x, expected in items]
+        self.last = {"min": round(min(values), 2), "mean": round(float(np.mean(values)), 2)}
+        return float(np.mean(values)), values
+
+
+def float_convolutions(model):
+    """Friendly names of the Convolutions an OpenVINO int8 model still runs in float (no FakeQuantize on
+    their weights' path)."""
+    kept = []
+    for op in model.get_ops():
+        if op.get_type_name() != "Convolution":
+            continue
+        weights = op.input_value(1).get_node()
+        while weights.get_type_name() in ("Convert", "Multiply", "Subtract", "Reshape"):
+            weights = weights.input_value(0).get_node()
+        if weights.get_type_name() != "FakeQuantize" and not is_int8_constant(weights):
+            kept.append(op.get_friendly_name())
+    return kept
+
+
+def is_int8_constant(node):
+    return node.get_type_name() == "Constant" and str(node.get_element_type()) in ("<Type: 'int8_t'>", "i8")

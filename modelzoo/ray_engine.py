@@ -23,9 +23,14 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from modelzoo import compile as compiler
 from modelzoo import runner
+from modelzoo.api import open_enhancer, prepare
 from modelzoo.errors import ZooError
+from modelzoo.evaluate import evaluate, for_task, write_results
+from modelzoo.plugins import registry
 
 INSTALL = 'pip install "modelzoo[ray]"'
 OBJECT_STORE = 300 * 1024**2
@@ -86,8 +91,6 @@ def connected(address=None, num_cpus=None):
 def prepare_job(model, build=None, backend=None, variant=None, weights=None, workspace=None, native=False,
                 options=None):
     """Prepare and compile on the driver (workers on the same artifact cache then only load); no session."""
-    from modelzoo.api import prepare
-
     require()
     job = prepare(model, build, backend, variant, weights, workspace=workspace, native=native, options=options)
     compiler.ensure(job)
@@ -110,10 +113,6 @@ class Enhancer:
     """A Ray Data actor: opens the compiled model once, then enhances batches of input paths."""
 
     def __init__(self, parameters, request, threads=0, per_node=1, cwd=None):
-        from modelzoo.api import open_enhancer
-        from modelzoo.evaluate import for_task
-        from modelzoo.plugins import registry
-
         _enter(cwd)
         parameters = dict(parameters)
         model = registry().model(parameters.pop("model"))
@@ -148,8 +147,6 @@ def run_with_ray(request, files, job, threads=0, address=None, workers=0, batch_
     one per node) each hold a session; `batch_size` images go to an actor at a time (default: about four
     batches per worker, at most 8 images).
     """
-    from tqdm import tqdm
-
     started = time.perf_counter()
     planned, report = runner.plan(request, files)  # resume and same-stem checks on the driver, as run does
     todo = [str(source) for source, _ in planned]
@@ -201,9 +198,6 @@ def _enter(cwd):
 
 def _evaluate_task(parameters, argv, cwd, per_node=1):
     """One evaluation on a worker; returns ("ok", document) or ("error", one line)."""
-    from modelzoo.evaluate import evaluate
-    from modelzoo.plugins import registry
-
     saved, sys.argv, here = sys.argv, list(argv), os.getcwd()  # provenance.command: the driver's command
     _enter(cwd)
     try:
@@ -266,8 +260,5 @@ def eval_with_ray(jobs, address=None, workers=0, log=logger.info):
 def _write_results(job, document):
     """The document merged where a local run merges it (the same bytes as evaluate's own write on a shared
     filesystem, where the worker has merged it already)."""
-    from modelzoo.evaluate import write_results
-    from modelzoo.plugins import registry
-
     model = job["model"] if not isinstance(job["model"], str) else registry().model(job["model"])
     write_results(job["results_dir"], model, document)

@@ -14,7 +14,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelzoo.documents import validator
 from modelzoo.errors import ZooError
+from modelzoo.validation import validate_file
 
 TEMPLATES = "templates/new"
 TASKS = ("low-light-image-enhancement", "image-to-image")
@@ -49,8 +51,6 @@ class Scaffold:
 
 def name_pattern():
     """The card schema's pattern for `name`: one rule for cards and for the scaffold."""
-    from modelzoo.documents import validator
-
     return validator("card").schema["properties"]["name"]["pattern"]
 
 
@@ -103,7 +103,7 @@ def plan(name, dest=None, tests=None, registered=()):
 def render(scaffold, title=None, task=TASKS[0], height=400, width=600, network=None):
     """{relative path or absolute test path: text} for every file, rendered from the templates; `network`: the
     base Model of a weights-only sibling."""
-    import jinja2
+    import jinja2  # deferred: only `modelzoo new` renders templates
 
     if task not in TASKS:
         raise ZooError(f"--task: '{task}' is not one of {', '.join(TASKS)}")
@@ -130,8 +130,6 @@ def render(scaffold, title=None, task=TASKS[0], height=400, width=600, network=N
 def create(name, dest=None, tests=None, title=None, task=TASKS[0], registered=(), network=None):
     """Write the plugin folder and its test; returns the Scaffold (its `written` lists the files). `network`: the
     registered Model whose network a weights-only sibling reuses."""
-    from modelzoo.validation import validate_file
-
     scaffold = plan(name, dest, tests, registered)
     files = render(scaffold, title=title, task=task, network=network)
     for target, text in files.items():

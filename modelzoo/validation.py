@@ -3,6 +3,7 @@ from pathlib import Path
 
 from modelzoo import documents, plugins
 from modelzoo.errors import ZooError
+from modelzoo.frontmatter import read_front_matter
 from modelzoo.model import check_params, convert_value, inherit
 
 
@@ -40,8 +41,6 @@ def with_network(path, card):
 
 def read_any(path):
     if path.suffix == ".md":
-        from modelzoo.frontmatter import read_front_matter
-
         return read_front_matter(path)
     return documents.read(path)
 

@@ -9,8 +9,10 @@ classes the restricted unpickler may construct besides tensors and containers; n
 import hashlib
 import importlib
 import os
+import pickle
 import shutil
 import urllib.request
+import zipfile
 from pathlib import Path
 
 from modelzoo import paths
@@ -101,7 +103,7 @@ def remedy(entry):
 
 def fetch(url, target, expected, progress=True):
     """Download to a temporary file, check the hash, then rename: never a half-written or wrong file in place."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # deferred: only a download shows progress
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -187,10 +189,7 @@ def load_hdf5(path):
 def load_state_dict(path, allowed=()):
     """torch.load with weights_only=True: a pickle that would run code is refused; `allowed`: classes the
     unpickler may construct besides tensors and containers (a card's pickle_globals)."""
-    import pickle
-    import zipfile
-
-    import torch
+    import torch  # deferred: finding and verifying weights needs no torch
 
     with open(path, "rb") as handle:
         if handle.read(8) == HDF5_SIGNATURE:

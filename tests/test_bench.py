@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from modelzoo import bench
+from modelzoo import bench, machine
 from modelzoo.validation import validate_file
 from tests.conftest import needs_shared
 
@@ -62,7 +62,7 @@ def test_saved_document_validates_as_bench(tmp_path):
            "per_image_ms": {"p50": 200.0, "p90": 280.0, "p99": 298.0}, "throughput_ips": 5.0,
            "peak_rss_mb": 300.0, "speedup": 1.5}
     document = {"kind": "bench", "schema_version": 1, "model": "pairlie", "created": "2025-01-01T00:00:00+0000",
-                "machine": bench.machine(), "versions": bench.versions(),
+                "machine": machine.describe(), "versions": machine.versions(),
                 "settings": {"shape": [3, 64, 96], "batch": 1, "threads": 0, "instances": 1, "warmup": 1,
                              "repeat": 3, "isolation": "process"},
                 "complexity": {"params": 1, "macs": 2, "flops": 4, "shape": [1, 3, 64, 96]},
@@ -74,14 +74,3 @@ def test_saved_document_validates_as_bench(tmp_path):
     broken = dict(document, rows=[dict(row, latency_ms={"p50": -1})])
     with pytest.raises(Exception, match="latency_ms"):
         bench.validate(broken)
-
-
-def test_machine_id_is_a_slug():
-    assert bench.machine_id({"cpu": "Intel(R) Xeon(R) Platinum 8480+ @ 2.0GHz", "cores": 16, "gpu": None,
-                             "flags": ["avx2", "fma", "avx512f", "avx512_vnni", "amx_tile", "amx_int8"]}) \
-        == "intel-xeon-platinum-8480-16c-amx"
-    # the same CPU name on an AVX2-only and an AVX-512 VNNI machine: two ids, two bench files
-    assert bench.machine_id({"cpu": "AMD EPYC", "cores": 2, "flags": ["avx2", "fma"]}) == "amd-epyc-2c-avx2"
-    assert bench.machine_id({"cpu": "AMD EPYC", "cores": 2, "flags": ["avx2", "fma", "avx512f", "avx512_vnni"]}) \
-        == "amd-epyc-2c-avx512-vnni"
-    assert bench.machine_id({"cpu": "AMD EPYC", "cores": 2, "gpu": "NVIDIA H200"}) == "amd-epyc-2c-cuda-h200"

@@ -155,3 +155,42 @@ def test_a_skip_node_that_is_not_in_the_graph_is_an_error(tmp_path):
     with pytest.raises(ZooError, match=r"^b.yaml: backend.quantize.skip_nodes: /conv/Cnv is not a Conv of the "
                                        r"export \(its Convs: /conv/Conv\)"):
         quantize.skipped_nodes(model, {"skip_nodes": ["/conv/Cnv"]}, "b.yaml")
+
+
+def test_accuracy_control_keeps_float_only_what_the_agreement_needs(tmp_path):
+    """NNCF's accuracy-controlled quantization on a small two-conv model and eight calibration images: asking for
+    an output identical to fp32's (99 dB) returns every convolution to float; a loose target keeps them int8."""
+    pytest.importorskip("nncf")
+    from types import SimpleNamespace
+
+    from modelzoo import imaging
+    from modelzoo.model import Model
+
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3, 3, padding=1)
+
+        def forward(self, x):
+            return torch.sigmoid(self.b(torch.relu(self.a(x))))
+
+    torch.manual_seed(0)
+    path = tmp_path / "two.onnx"
+    torch.onnx.export(Two().eval(), (torch.rand(1, 3, 32, 32),), str(path), input_names=["input"],
+                      output_names=["out"], opset_version=17, dynamo=False)
+    rng = np.random.default_rng(0)
+    for index in range(8):
+        imaging.write_rgb(tmp_path / "calib" / f"{index}.png", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    model = SimpleNamespace(enhance=lambda outputs: Model.postprocess(None, outputs), multiple_of=1,
+                            input_shape=lambda: [1, 3, 32, 32])
+
+    def job(min_db):
+        spec = {"backend": {"quantize": {"engine": "nncf", "accuracy_control": {"min_agreement_db": min_db,
+                                                                                 "validation_images": 4}}},
+                "dataset": {"path": str(tmp_path / "calib"), "process_ops": []}}
+        return SimpleNamespace(spec=spec, onnx=path, model=model, spec_path="two.yaml", options={})
+
+    _, strict = quantize.nncf_int8(job(99.0))
+    assert len(strict["calibration"]["float_nodes"]) == 2  # nothing int8 is identical to fp32
+    _, loose = quantize.nncf_int8(job(5.0))
+    assert loose["calibration"]["float_nodes"] == [] and loose["calibration"]["accuracy_control"]["agreement_db"]

@@ -19,6 +19,8 @@ measured figure is kept in the artifact manifest's report as `parity`.
 Blob names follow pnnx: the image is `in0`, the card's runtime inputs `in1`, `in2`, ... (each a 1-D blob of one
 value), the outputs `out0`, `out1`, ... in the deploy module's order.
 """
+import dataclasses
+import importlib.util
 import shutil
 import subprocess
 import tempfile
@@ -27,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from modelzoo import compile as compiler
 from modelzoo.backends import Backend
 from modelzoo.errors import ZooError
 from modelzoo.export import example_inputs, torch_outputs
+from modelzoo.machine import versions
 from modelzoo.padding import padded
 
 PARITY_LIMIT = 2e-3
@@ -53,8 +57,6 @@ class Ncnn(Backend):
     needs_onnx = False
 
     def missing(self, build=None):
-        import importlib.util
-
         absent = [name for name in ("ncnn", "pnnx") if importlib.util.find_spec(name) is None]
         if absent:
             names = " and ".join(f"'{name}'" for name in absent)
@@ -94,17 +96,11 @@ class Ncnn(Backend):
         if unknown:
             raise ZooError(f"{job.label}: pnnx left layers ncnn cannot run: {', '.join(unknown[:5])}")
         job.report["parity"] = self.parity(job, module, image)
-        from modelzoo.compile import versions
-
         job.report["versions"] = versions("ncnn", "pnnx")
         return list(FILES)
 
     def reuse_static(self, job):
         """--native: ncnn artifacts are shape-free, so copy the static build's files (building it if needed)."""
-        import dataclasses
-
-        from modelzoo import compile as compiler
-
         static = dataclasses.replace(job, native=False, workdir=None, onnx=None, report={})
         compiler.ensure(static, log=lambda message: None)
         for name in FILES:

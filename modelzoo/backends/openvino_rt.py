@@ -3,6 +3,7 @@ import importlib.util
 
 from modelzoo.backends import Backend
 from modelzoo.errors import ZooError
+from modelzoo.quantize import nncf_int8, to_int8
 
 
 class OpenVINO(Backend):
@@ -19,11 +20,9 @@ class OpenVINO(Backend):
         return problem
 
     def compile(self, job):
-        import openvino as ov
+        import openvino as ov  # deferred: a runtime loads only when a build of it compiles or opens
 
         if job.dtype == "int8" and quantizer(job.spec["backend"]) == "nncf":
-            from modelzoo.quantize import nncf_int8
-
             model, report = nncf_int8(job)
             job.report.update(report)
             ov.save_model(model, str(job.workdir / "model.xml"), compress_to_fp16=False)
@@ -31,8 +30,6 @@ class OpenVINO(Backend):
         if job.dtype == "fp32" or job.dtype == "fp16":
             source = job.onnx
         elif job.dtype == "int8":
-            from modelzoo.quantize import to_int8
-
             source = job.workdir / "qdq.onnx"
             job.report.update(to_int8(job, source))
         else:

@@ -3,6 +3,7 @@ import shutil
 
 from modelzoo.backends import Backend
 from modelzoo.errors import ZooError
+from modelzoo.quantize import to_fp16, to_int8
 
 
 class OnnxRuntime(Backend):
@@ -17,19 +18,15 @@ class OnnxRuntime(Backend):
         if job.dtype == "fp32":
             shutil.copyfile(job.onnx, target)
         elif job.dtype == "fp16":
-            from modelzoo.quantize import to_fp16
-
             to_fp16(job.onnx, target)
         elif job.dtype == "int8":
-            from modelzoo.quantize import to_int8
-
             job.report.update(to_int8(job, target))
         else:
             raise ZooError(f"{job.label}: onnxruntime builds fp32, fp16 or int8, not {job.dtype}")
         return ["model.onnx"]
 
     def load(self, job, threads=0):
-        import onnxruntime as ort
+        import onnxruntime as ort  # deferred: a runtime loads only when a session of it opens
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -3,9 +3,15 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli, complete, emit_json, table
+from modelzoo import bench as engine
+from modelzoo import choose, documents, fidelity
+from modelzoo.cli import complete
+from modelzoo.cli.common import cli, emit_json, table
+from modelzoo.complexity import summary
 from modelzoo.errors import ZooError
+from modelzoo.imaging import list_images
 from modelzoo.plugins import registry
+from modelzoo.samples import folder as sample_folder
 
 
 def _shape(value):
@@ -50,9 +56,6 @@ def _names(value):
 def bench(model, build, backend, batch, threads, instances, shape, warmup, repeat, baseline, device, torch_compile,
           variant, weights, workspace, in_process, save, machine_id, as_json):
     """Benchmark MODEL: warm-up, latency p50/p90/p99, images/s and peak memory per build and backend."""
-    from modelzoo import bench as engine
-    from modelzoo.complexity import summary
-
     m = registry().model(model)
     options = {}
     if device:
@@ -82,3 +85,40 @@ def bench(model, build, backend, batch, threads, instances, shape, warmup, repea
     click.echo(table(rows, headers))
     for skip in document["skipped"]:
         click.secho(f"skipped {skip['build']} on {skip['backend']}: {skip['reason']}", fg="yellow")
+
+
+@cli.command()
+@click.argument("model", shell_complete=complete.models)
+@click.option("--build", default="all", show_default=True, shell_complete=complete.builds,
+              help="Card build(s), comma-separated, or 'all' (each on its yaml's backend unless --backend).")
+@click.option("--backend", default=None, shell_complete=complete.backends, help="Runtime for every build.")
+@click.option("--input", "inputs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A folder of photos (repeatable); its name names the set.")
+@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Only every Nth photo of each folder.")
+@click.option("--samples", is_flag=True, help="Also the built-in samples, at full size.")
+@click.option("--save", is_flag=True, help="Write results/photos-<build>-<backend>.json in the model's folder.")
+@click.option("--json", "as_json", is_flag=True)
+def photos(model, build, backend, inputs, every, samples, save, as_json):
+    """How close each build's outputs stay to the reference build's on photos of other kinds, and its peak memory
+    on a 12 MP photo: what the automatic choice needs besides the dataset score (modelzoo/fidelity.py)."""
+    m = registry().model(model)
+    sets = {folder.name: list_images(folder)[::every] for folder in inputs}
+    if samples:
+        sets["samples"] = list_images(sample_folder() / "low")
+    if not sets:
+        raise click.UsageError("give at least one --input folder or --samples")
+    reference = choose.reference_key(m)
+    names = m.builds if build == "all" else _names(build)
+    pairs = [(name, backend or documents.load(m.build_path(name), "build")["backend"]["type"]) for name in names]
+    found = fidelity.measure(m, pairs, reference, sets, log=lambda line: click.echo(line, err=True))
+    rows = []
+    for (name, runtime), document in found.items():
+        close, tile = choose.on_photos({(name, runtime): document}, (name, runtime))
+        peaks = ", ".join(f"{r['tile']}: {r['peak_rss_mb']:.0f}" for r in document["photo"]["runs"])
+        rows.append([name, runtime, f"{document['min_db']:.1f}", peaks, "yes" if close else "no", tile or "-"])
+        if save:
+            click.echo(f"wrote {fidelity.save(m, document)}", err=True)
+    if as_json:
+        return emit_json(list(found.values()))
+    click.echo(table(rows, ["build", "backend", "min dB vs reference", "12 MP peak MB by tile", "usable", "tile"]))

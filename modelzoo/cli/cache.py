@@ -4,7 +4,8 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli, emit_json, table
+from modelzoo import cache as artifacts
+from modelzoo.cli.common import cli, emit_json, table
 
 WORKSPACE = click.option("--workspace", type=click.Path(file_okay=False, path_type=Path), default=None,
                          help="Artifact cache folder (default: the user cache's artifacts).")
@@ -20,8 +21,6 @@ def cache():
 @click.option("--json", "as_json", is_flag=True)
 def cache_list(workspace, as_json):
     """Each artifact with its size, model, build, backend, library versions and last use."""
-    from modelzoo import cache as artifacts
-
     found = artifacts.artifacts(workspace)
     if as_json:
         return emit_json([a.as_dict() for a in found])
@@ -39,8 +38,6 @@ def cache_list(workspace, as_json):
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
 def cache_prune(workspace, older_than, dry_run):
     """Remove artifacts built with other library versions (and, with --older-than, unused ones)."""
-    from modelzoo import cache as artifacts
-
     doomed = artifacts.stale(artifacts.artifacts(workspace), older_than)
     freed = 0
     for artifact in doomed:

@@ -4,10 +4,14 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli, complete, emit_json, quiet_logs, table
+from modelzoo import ray_engine
+from modelzoo.cli import complete
+from modelzoo.cli.common import cli, emit_json, quiet_logs, table
 from modelzoo.cli.run import engine_options
 from modelzoo.compile import select_builds
 from modelzoo.errors import EXIT_PARTIAL, ZooError
+from modelzoo.evaluate import default_results_dir, evaluate, metrics_of, results_file
+from modelzoo.evaluate import image2npz as convert
 from modelzoo.plugins import registry
 
 
@@ -37,11 +41,7 @@ from modelzoo.plugins import registry
 def eval_command(model, all_models, dataset, build, backend, protocol, variant, weights, data_root, from_npz,
                  results, save, workspace, threads, as_json, quiet, engine, address, workers):
     """Score MODEL's builds on a dataset (the task evaluator's metrics), per image and mean, as a results JSON."""
-    from modelzoo.evaluate import default_results_dir, evaluate, results_file
-
     if engine == "ray":
-        from modelzoo import ray_engine
-
         ray_engine.require()
     reg = registry()
     if save and results:
@@ -102,8 +102,6 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
 
 
 def summary_table(documents):
-    from modelzoo.evaluate import metrics_of
-
     protocols = list(dict.fromkeys(p for d in documents for p in d["metrics"]))
     metrics = metrics_of(registry(), [e["mean"] for d in documents for e in d["metrics"].values()])
     headers = ["model", "variant", "build", "backend", "dtype"]
@@ -126,7 +124,5 @@ def summary_table(documents):
 @click.option("--datalist", type=click.Path(path_type=Path), default=Path("npz_datalist.txt"), show_default=True)
 def image2npz(source, target, datalist):
     """Images in SOURCE -> npz files (uint8 CHW RGB under input_0) in TARGET and a datalist."""
-    from modelzoo.evaluate import image2npz as convert
-
     written = convert(source, target, datalist)
     click.echo(f"{len(written)} npz file(s) in {target}; datalist {datalist}")

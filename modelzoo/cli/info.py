@@ -5,9 +5,11 @@ from pathlib import Path
 import click
 
 from modelzoo import leaderboard
-from modelzoo.cli import cli, complete, emit_json, table, warn_problems
+from modelzoo.cli import complete
+from modelzoo.cli.common import cli, emit_json, table, warn_problems
 from modelzoo.errors import EXIT_ERROR, ZooError
 from modelzoo.plugins import registry
+from modelzoo.validation import validate_everything, validate_file
 
 
 # -- discovery ----------------------------------------------------------------------------------------------
@@ -120,8 +122,6 @@ def datasets():
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def validate(paths):
     """Check cards, build yamls, vdsp params and results files (default: everything registered)."""
-    from modelzoo.validation import validate_everything, validate_file
-
     problems, checked = [], 0
     if paths:
         for path in paths:

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli
+from modelzoo import scaffold
+from modelzoo.cli.common import cli
 from modelzoo.plugins import registry
 
 
@@ -20,8 +21,6 @@ from modelzoo.plugins import registry
               help="A weights-only sibling: reuse this registered model's network (card network: MODEL), no net.py.")
 def new(name, dest, tests, title, task, network):
     """Scaffold a model plugin: card, build yaml, vdsp params, net.py, plugin.py and a test."""
-    from modelzoo import scaffold
-
     base = registry().model(network) if network else None
     made = scaffold.create(name, dest=dest, tests=tests, title=title, task=task, registered=set(registry().models),
                            network=base)

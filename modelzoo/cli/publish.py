@@ -3,7 +3,9 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli, complete, warn_problems
+from modelzoo import publish as engine
+from modelzoo.cli import complete
+from modelzoo.cli.common import cli, warn_problems
 from modelzoo.errors import ZooError
 from modelzoo.plugins import registry
 
@@ -22,8 +24,6 @@ from modelzoo.plugins import registry
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Where LOL lives (--with-lol).")
 def publish(model, all_models, out, site, with_lol, no_images, weights, data_root):
     """Write docs/models/MODEL.md and .html (or every model's with --all) and docs/index.html."""
-    from modelzoo import publish as engine
-
     reg = registry()
     if all_models == bool(model):
         raise ZooError("name a MODEL or pass --all")

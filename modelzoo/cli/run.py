@@ -1,14 +1,23 @@
 """Commands that produce outputs: run, export, compile, weights."""
+import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import click
 
+from modelzoo import api, choose, imaging, ray_engine, runner, samples
 from modelzoo import compile as compiler
+from modelzoo.cli import complete
+from modelzoo.cli.common import cli, emit_json, quiet_logs, table
 from modelzoo.tiling import DEFAULT_TILE
-from modelzoo.cli import cli, complete, emit_json, quiet_logs, table
 from modelzoo.errors import EXIT_PARTIAL, ZooError
+from modelzoo.evaluate import for_task, protocols_for, read_datalist, save_npz_outputs
+from modelzoo.export import export_all
+from modelzoo.imaging import OUTPUT_SUFFIXES, atomic_write
 from modelzoo.plugins import registry
+from modelzoo.weights import import_folder
 
 
 def build_options(function):
@@ -31,8 +40,6 @@ def build_options(function):
 
 
 def imaging_formats():
-    from modelzoo.imaging import OUTPUT_SUFFIXES
-
     return OUTPUT_SUFFIXES
 
 
@@ -90,17 +97,10 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
     Without --build and --backend, the fastest build as accurate as fp32 on this CPU's instruction-set class
     is used (one line says which and why); MODELZOO_BUILD=first uses the card's first build instead.
     """
-    import os
-
-    from modelzoo import imaging, runner
-    from modelzoo.evaluate import for_task, protocols_for
-
     if resize and native:
         raise click.UsageError("--resize and --native contradict each other; --native is the default")
     native = not resize
     if engine == "ray":
-        from modelzoo import ray_engine
-
         ray_engine.require()
     quiet_logs(quiet)
     m = registry().model(model)
@@ -108,12 +108,8 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
     if max_pixels:
         os.environ["MODELZOO_MAX_PIXELS"] = str(max_pixels)
     if datalist is not None:
-        from modelzoo.evaluate import read_datalist
-
         files = read_datalist(datalist)
     elif input_path is None:
-        from modelzoo import samples
-
         root = samples.folder()
         input_path, reference = root / "low", reference or root / "high"
         click.echo(f"no --input: using the built-in low-light samples in {input_path}", err=True)
@@ -123,23 +119,25 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
     for folder in (output, report.parent if report else None, npz_out):
         if folder is not None:
             imaging.check_writable(folder)  # a clear error now rather than one per image after loading the model
-    from modelzoo import api
-
-    build, backend = api.resolve_build(m, build, backend, variant, announce=lambda line: click.echo(line, err=True))
-    if engine == "ray":  # compile here, open sessions on the workers
+    announce = lambda line: click.echo(line, err=True)  # noqa: E731
+    if engine == "ray":  # compile here, open sessions on the workers (the leading choice: nothing is timed)
+        if api.chooses(m, build, backend, variant):
+            choice = choose.choose(m)
+            announce(f"{m.name}: {choice.reason}")
+            build, backend = choice.build, choice.backend
         job, session = ray_engine.prepare_job(m, build, backend, variant, weights, workspace, native), None
     else:
-        enhancer = api.open_enhancer(m, build, backend, variant, weights, workspace=workspace, native=native,
-                                 threads=threads)
+        # under the automatic choice, the tile may be smaller: the one its 12 MP peak memory fits the limit at
+        enhancer = api.open_any(m, build, backend, variant, weights, workspace=workspace, native=native,
+                                threads=threads, tile=tile, inputs=inputs, announce=announce)
         job, session = enhancer.job, enhancer.session
     chosen = protocols_for(m, protocol or next(iter(m.card["protocols"])), for_task(registry(), m.card["task"]))[0]
     params = {**(chosen[1]["postprocess"] if protocol else {}), **overrides}
     request = runner.Request(m, session, native=native, params=params, overrides=overrides, output=output,
                              format=fmt, quality=quality, resume=resume, progress=not quiet and not as_json,
-                             tile=tile if native else 0, inputs=inputs)
+                             tile=enhancer.request.tile if engine != "ray" else tile if native else 0,
+                             inputs=inputs)
     if npz_out:
-        from modelzoo.evaluate import save_npz_outputs
-
         request.on_outputs = save_npz_outputs(npz_out)
     if reference:
         request.references = {p.stem: p for p in imaging.list_images(reference)}
@@ -147,6 +145,7 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
         request.protocols = [chosen]
     result = runner.run_files(request, files) if engine != "ray" else \
         ray_engine.run_with_ray(request, files, job, threads=threads, address=address, workers=workers)
+    job = enhancer.job if engine != "ray" else job  # under the automatic choice: the build that won
     summary = {"model": m.name, "build": job.build, "backend": job.backend.name, "dtype": job.dtype,
                "native": native, "output": str(output), **result}
     if m.runtime_inputs:
@@ -157,10 +156,6 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
         for image in summary["images"]:
             image.update(image.pop("metrics", {}).get(chosen[0], {}))
     if report:
-        import json
-
-        from modelzoo.imaging import atomic_write
-
         atomic_write(report, json.dumps(summary, indent=2, default=str))
     if as_json:
         emit_json(summary)
@@ -207,8 +202,6 @@ def parse_overrides(overrides):
 @build_options
 def export(model, output, as_json, build, backend, variant, weights, threads, workspace):
     """TorchScript and ONNX (static and dynamic H/W) with the plugin's deploy patch, parity-checked."""
-    from modelzoo.export import export_all
-
     m = registry().model(model)
     job = compiler.prepare(m, build, "torch", variant, weights, workspace=workspace)
     folder = output or Path(job.workspace) / m.name / "exports"
@@ -229,8 +222,6 @@ def export(model, output, as_json, build, backend, variant, weights, threads, wo
 @build_options
 def compile_command(model, native, force, as_json, build, backend, variant, weights, threads, workspace):
     """Build MODEL for a runtime into the artifact cache (the reference zoo's `vamc compile`)."""
-    import time
-
     m = registry().model(model)
     builds = m.builds if build == "all" else [build]
     results = []
@@ -258,8 +249,6 @@ def weights():
               help="Only these models (default: all).")
 def weights_import(folder, names):
     """Copy weights found in FOLDER into the user cache after checking their sha256."""
-    from modelzoo.weights import import_folder
-
     for m in registry().models.values():
         if names and m.name not in names:
             continue

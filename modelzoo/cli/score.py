@@ -3,9 +3,12 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
-from modelzoo.cli import cli, emit_json, table
+from modelzoo import imaging
+from modelzoo.cli.common import cli, emit_json, table
 from modelzoo.errors import EXIT_PARTIAL, ZooError
+from modelzoo.evaluate import for_task
 from modelzoo.plugins import registry
 
 AS_WRITTEN = {"quantize": "round"}  # the pixels are scored as they are
@@ -14,8 +17,6 @@ AS_WRITTEN = {"quantize": "round"}  # the pixels are scored as they are
 def pick_evaluator(reg, task):
     evaluators = list(reg.evaluators.values())
     if task:
-        from modelzoo.evaluate import for_task
-
         return for_task(reg, task)
     if len(evaluators) != 1:
         tasks = sorted(t for e in evaluators for t in e.tasks)
@@ -25,8 +26,6 @@ def pick_evaluator(reg, task):
 
 def references_for(files, folder):
     """{input path: reference path}, paired by file stem as `modelzoo eval` pairs a dataset."""
-    from modelzoo import imaging
-
     refs = {p.stem: p for p in imaging.list_images(folder)}
     missing = [f.name for f in files if f.stem not in refs]
     if missing:
@@ -45,10 +44,6 @@ def references_for(files, folder):
 @click.option("--json", "as_json", is_flag=True)
 def score(paths, reference, metric_list, task, as_json):
     """Score images or folders (PATH...) with the declared metrics: one row per image and the mean."""
-    import numpy as np
-
-    from modelzoo import imaging
-
     evaluator = pick_evaluator(registry(), task)
     requested = [m.strip() for m in metric_list.split(",") if m.strip()] if metric_list else None
     names = evaluator.metric_names(reference is not None, requested)

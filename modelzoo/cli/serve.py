@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from modelzoo.cli import cli, complete
+from modelzoo.cli import complete
+from modelzoo.cli.common import cli
 from modelzoo.errors import ZooError
 
 
