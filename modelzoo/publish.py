@@ -309,7 +309,7 @@ def plots(ctx, folder):
         return written
     lead = ctx["metrics"][0]
     plt = _pyplot()
-    protocols = [p["name"] for p in ctx["protocols"]]
+    protocols = [p["name"] for p in ctx["protocols"] if any(p["name"] in d["metrics"] for _, d in evals)]
     figure, axes = plt.subplots(len(protocols), 1, figsize=(8, 2.6 * len(protocols)), squeeze=False)
     markers = "osD^v<>px*"
     for axis, protocol in zip(axes[:, 0], protocols):

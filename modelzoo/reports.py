@@ -91,8 +91,8 @@ def quantization_table(registry, contexts):
     rows, metrics = [], []
     for ctx in contexts:
         model = registry.models[ctx["name"]]
-        metrics = ctx["metrics"]
         evals, reference_key = choose.evaluations(model), choose.reference_key(model)
+        metrics = [m for m in ctx["metrics"] if any(m.name in mean for mean in evals.values())]  # measured ones
         reference = evals.get(reference_key)
         good = choose.candidates(model, registry, only_runnable=False)
         for (build, backend), mean in sorted(evals.items()):

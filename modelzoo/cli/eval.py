@@ -14,7 +14,8 @@ from modelzoo.plugins import registry
 @cli.command("eval")
 @click.argument("model", required=False, shell_complete=complete.models)
 @click.option("--all", "all_models", is_flag=True, help="Every model registered for the dataset.")
-@click.option("--dataset", default=None, shell_complete=complete.datasets, help="A registered dataset (default: the card's first).")
+@click.option("--dataset", default=None, shell_complete=complete.datasets,
+              help="A registered dataset, or several separated by commas (default: the card's first).")
 @click.option("--build", default="fp32", show_default=True, shell_complete=complete.builds, help="A card build, a build yaml, or 'all'.")
 @click.option("--backend", default=None, shell_complete=complete.backends, help="Runtime (default: each build yaml's).")
 @click.option("--protocol", default="all", show_default=True, help="A protocol from the card, or 'all'.")
@@ -47,9 +48,13 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
         raise click.UsageError("--save writes into the model's results/ folder; it cannot be combined with --results")
     if all_models == bool(model):
         raise ZooError("name a MODEL or pass --all")
-    task = reg.dataset(dataset).task if dataset else None
-    models = [reg.model(model)] if model else [m for m in reg.models.values() if not dataset or
-                                               dataset in m.card["datasets"] or task == m.card["task"]]
+    names = [d.strip() for d in dataset.split(",") if d.strip()] if dataset else []
+
+    def serves(m, name):  # a model is evaluated on a dataset its card names or one registered for its task
+        return name in m.card["datasets"] or reg.dataset(name).task == m.card["task"]
+
+    models = [reg.model(model)] if model else [m for m in reg.models.values()
+                                               if not names or any(serves(m, n) for n in names)]
     jobs = []
 
     def results_folder(m):
@@ -62,13 +67,13 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
         builds, skipped = select_builds(m, build, backend, reg)
         for reason in skipped:
             click.secho(f"skipped: {reason}", fg="yellow", err=True)
-        chosen = dataset or (m.card["datasets"] or [None])[0]
-        if chosen is None:
+        chosen = [n for n in names if model or serves(m, n)] or m.card["datasets"][:1]
+        if not chosen:
             raise ZooError(f"{m.card_path}: datasets: empty; pass --dataset")
         folder = results_folder(m)
-        jobs += [dict(model=m, dataset=chosen, build=name, backend=backend, protocol=protocol, data_root=data_root,
+        jobs += [dict(model=m, dataset=d, build=name, backend=backend, protocol=protocol, data_root=data_root,
                       variant=variant, weights_path=weights, workspace=workspace, threads=threads,
-                      from_npz=from_npz, results_dir=folder) for name in builds]
+                      from_npz=from_npz, results_dir=folder) for d in chosen for name in builds]
     if engine == "ray":  # one Ray task per (model, build, dataset)
         documents, failed = ray_engine.eval_with_ray(jobs, address=address, workers=workers)
     else:
@@ -89,7 +94,9 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
     if as_json:
         emit_json(documents if len(documents) > 1 else documents[0])
     else:
-        click.echo(summary_table(documents))
+        datasets = dict.fromkeys(d["dataset"]["name"] for d in documents)
+        click.echo("\n\n".join(summary_table([d for d in documents if d["dataset"]["name"] == name])
+                                for name in datasets))
     if failed:
         sys.exit(EXIT_PARTIAL)
 

@@ -137,6 +137,14 @@ def test_parameters_load_without_pickle():
     assert not list(iqa.PARAMS.glob("*.pickle"))
 
 
+@needs_baboon
+def test_flat_black_blocks_are_left_out_as_matlabs_nanmean_and_nancov_do(baboon):
+    dark = baboon.copy()
+    dark[:200, :200] = 0  # four whole blocks with no MSCN spread: NaN features, as in the release
+    assert np.isfinite(iqa.niqe(dark)) and iqa.niqe(dark) > iqa.niqe(baboon)
+    assert np.isfinite(iqa.brisque(dark))
+
+
 def test_niqe_needs_one_block():
     with pytest.raises(ValueError, match="96x96"):
         iqa.niqe(np.zeros((90, 200), np.uint8))
@@ -212,22 +220,27 @@ def test_score_cli_gives_the_published_niqe_and_one_line_errors(cli, tmp_path):
 
 @needs_shared
 def test_unpaired_evaluation_scores_no_reference_metrics_at_each_photos_size(cli, tmp_path):
-    root = tmp_path / "LIME"
-    root.mkdir()
+    root = tmp_path / "data"
+    (root / "LIME").mkdir(parents=True)
+    (root / "MEF").mkdir()
     for name in ("4.bmp", "6.bmp"):  # 370x415 and 326x326: neither the card's input shape
-        shutil.copy(DATA / "LIME" / name, root / name)
-    result = cli("eval", "sci", "--dataset", "lime", "--data-root", str(root), "--results", str(tmp_path / "r"),
+        shutil.copy(DATA / "LIME" / name, root / "LIME" / name)
+    shutil.copy(DATA / "MEF" / "Tower.png", root / "MEF" / "Tower.png")
+    # one command, two datasets (as the lead evaluates a new model on every set)
+    result = cli("eval", "sci", "--dataset", "lime,mef", "--data-root", str(root), "--results", str(tmp_path / "r"),
                  "--json", "--quiet")
     assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
-    assert set(document["metrics"]) == {"zoo", "paper"}  # GT-mean needs references
-    assert document["dataset"]["images"] == 2
-    for entry in document["metrics"].values():
+    lime, mef = json.loads(result.stdout)
+    assert (lime["dataset"]["name"], lime["dataset"]["images"], mef["dataset"]["images"]) == ("lime", 2, 1)
+    assert set(lime["metrics"]) == {"zoo", "paper"}  # GT-mean needs references
+    for entry in lime["metrics"].values():
         assert set(entry["images"]) == {"4", "6"} and set(entry["mean"]) == {"niqe", "brisque"}
+    assert sorted(p.name for p in (tmp_path / "r").glob("*.json")) == ["eval-lime-fp32-onnxruntime.json",
+                                                                       "eval-mef-fp32-onnxruntime.json"]
     # scored on the output at the photo's own size: the same number `modelzoo score` gives the written output
     out = tmp_path / "out"
-    assert cli("run", "sci", "--input", str(root / "6.bmp"), "--output", str(out), "--build", "fp32",
+    assert cli("run", "sci", "--input", str(root / "LIME" / "6.bmp"), "--output", str(out), "--build", "fp32",
                "--format", "png", "--quiet").exit_code == 0
     written = imaging.read_rgb(out / "6.png")
     assert written.shape == (326, 326, 3)
-    assert document["metrics"]["zoo"]["images"]["6"]["niqe"] == pytest.approx(iqa.niqe(written), abs=0.02)
+    assert lime["metrics"]["zoo"]["images"]["6"]["niqe"] == pytest.approx(iqa.niqe(written), abs=0.02)
