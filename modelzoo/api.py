@@ -12,24 +12,24 @@ import numpy as np
 from modelzoo import compile as compiler
 from modelzoo import imaging, runner
 from modelzoo.errors import ZooError
+from modelzoo.tiling import DEFAULT_TILE
 
 logger = logging.getLogger(__name__)
-DEFAULT_TILE = 1024  # images larger than this run in tiles with an exact halo (as `modelzoo run --tile`)
 
 
 class Enhancer:
     """A model compiled for one build and backend, ready to enhance images.
 
     `enhancer(image)` takes an RGB uint8 HxWx3 numpy array, a path or a PIL image (or a list of them) and
-    returns RGB uint8 of the same size, post-processed with the parameters given to `load` (the card's
-    defaults otherwise) and rounded as `modelzoo run` writes it. `enhancer.raw(image)` gives the deploy
+    returns RGB uint8 of the same size, run with the runtime inputs and post-processed with the parameters given
+    to `load` (the card's defaults otherwise) and rounded as `modelzoo run` writes it. `enhancer.raw(image)` gives the deploy
     outputs (a list of numpy arrays, batch of 1); `enhancer.card` is the validated card.
     """
 
-    def __init__(self, model, job, session, params=None, native=False, tile=0):
+    def __init__(self, model, job, session, params=None, native=False, tile=0, inputs=None):
         self.model, self.job, self.session = model, job, session
         self.request = runner.Request(model, session, native=native, params=dict(params or {}), progress=False,
-                                      tile=tile if native else 0)
+                                      tile=tile if native else 0, inputs=dict(inputs or {}))
 
     @property
     def card(self):
@@ -69,10 +69,10 @@ def as_rgb(image):
 
 
 def open_enhancer(model, build=None, backend=None, variant=None, weights=None, device=None, workspace=None,
-                  native=False, threads=0, options=None, shape=None, params=None, tile=0, registry=None):
+                  native=False, threads=0, options=None, shape=None, params=None, tile=0, registry=None, inputs=None):
     """Prepare MODEL's build, compile it unless cached, open a session: the one way sessions are made."""
     job = prepare(model, build, backend, variant, weights, device, workspace, native, options, shape, registry)
-    return Enhancer(model, job, compiler.load(job, threads=threads), params, native, tile)
+    return Enhancer(model, job, compiler.load(job, threads=threads), params, native, tile, inputs)
 
 
 def prepare(model, build=None, backend=None, variant=None, weights=None, device=None, workspace=None,
@@ -86,7 +86,7 @@ def prepare(model, build=None, backend=None, variant=None, weights=None, device=
     return job
 
 
-def load(name, build=None, backend=None, variant=None, weights=None, device=None, resize=False, **postprocess):
+def load(name, build=None, backend=None, variant=None, weights=None, device=None, resize=False, **settings):
     """An Enhancer for model NAME, compiled for `build` on `backend`; it enhances each image at its own size
     (tiled above 1024 px, like `modelzoo run`), or at the card's fixed input size with resize=True.
 
@@ -94,18 +94,19 @@ def load(name, build=None, backend=None, variant=None, weights=None, device=None
     modelzoo.choose; the choice is logged). build: a build of the card (fp32, fp16, int8, ...). backend: torch,
     onnxruntime, openvino, ... (default: the build yaml's). variant: a weights variant of the card. weights: a
     file or folder (default: $MODELZOO_WEIGHTS, the user cache, then the card's url). device: for the torch
-    backend, cpu, cuda or cuda:N. Other keywords are post-processing parameters, checked against the card,
-    the same as `modelzoo run --set KEY=VALUE` (e.g. gamma=0.14).
+    backend, cpu, cuda or cuda:N. Other keywords are the card's post-processing parameters and runtime inputs,
+    checked against the card, the same as `modelzoo run --set KEY=VALUE` (e.g. gamma=0.14, ratio=3); one
+    compiled build serves every runtime input value.
 
         import modelzoo
         enhance = modelzoo.load(name)  # a name from modelzoo.list_models()
         bright = enhance("dark.png")  # RGB uint8 HxWx3
     """
     model = _registry().model(name)
-    params = model.check_params(postprocess, "load():")
+    params, inputs = model.settings(settings, "load():")
     build, backend = resolve_build(model, build, backend, variant)
     return open_enhancer(model, build, backend, variant, weights, device, native=not resize, params=params,
-                         tile=0 if resize else DEFAULT_TILE)
+                         tile=0 if resize else DEFAULT_TILE, inputs=inputs)
 
 
 def resolve_build(model, build=None, backend=None, variant=None, announce=logger.info):

@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from modelzoo import documents
+from modelzoo.backends import feed
 from modelzoo.errors import ZooError
 
 logger = logging.getLogger(__name__)
@@ -145,16 +146,19 @@ def _measure(config):
         sessions, info = _baseline_sessions(config)
     else:
         sessions, info = _build_sessions(config)
+    from modelzoo.plugins import registry
+
+    inputs = registry().model(config["model"]).runtime_arrays()  # runtime inputs at the card's defaults
     for session in sessions:
         for _ in range(config["warmup"]):
-            session.run(x)
+            feed(session, x, inputs)
     times = [[] for _ in sessions]
 
     def loop(index, start):
         start.wait()
         for _ in range(config["repeat"]):
             tick = time.perf_counter()
-            sessions[index].run(x)
+            feed(sessions[index], x, inputs)
             times[index].append(time.perf_counter() - tick)
 
     if len(sessions) == 1:
@@ -204,11 +208,12 @@ class _Eager:
     def __init__(self, network, device):
         self.network, self.device = network, device
 
-    def run(self, x):
+    def run(self, x, inputs=None):
         import torch
 
         with torch.no_grad():
-            outputs = self.network(torch.from_numpy(x).to(self.device))
+            extras = [torch.from_numpy(v).to(self.device) for v in (inputs or {}).values()]
+            outputs = self.network(torch.from_numpy(x).to(self.device), *extras)
             return [o.cpu().numpy() for o in outputs]
 
 
@@ -224,11 +229,11 @@ def _baseline_sessions(config):
     if config["threads"]:
         torch.set_num_threads(config["threads"])
     device = resolve_device(config.get("device"))
-    path = weights.resolve(model, config["variant"], config["weights"])
+    variant = config["variant"] or model.default_variant
+    resolved = weights.resolve(model, variant, config["weights"])
     sessions = []
     for _ in range(config["instances"]):
-        network = model.network(config["variant"] or model.default_variant)
-        model.load_weights(network, weights.load_state_dict(path))
+        network = model.with_weights(variant, weights.load(model, variant, resolved), resolved)
         # padded like every session (input.multiple_of), as the official code crops or pads its input
         sessions.append(wrap(_Eager(network.eval().to(device), device), model.multiple_of))
     return sessions, {"build": "baseline", "backend": "torch-eager", "dtype": "fp32", "device": device,

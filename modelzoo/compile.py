@@ -1,7 +1,7 @@
 """The compile step: export with the plugin's deploy patch, build for a backend, keep artifacts in a cache.
 
 Artifacts live under the workspace (default: the user cache) in a folder named by a hash of everything that
-decides their content: weights sha256, the build yaml, the backend, the shape mode and library versions.
+decides their content: the sha256 of every weights file, the build yaml, the backend, the shape mode and library versions.
 Each folder has a manifest with the sha256 of its files, so a corrupt or partial artifact is rebuilt, and a
 file lock keeps two processes from building the same artifact at once.
 """
@@ -40,7 +40,7 @@ class Job:
     backend: object
     dtype: str
     variant: str
-    weights: Path
+    weights: object  # weights.resolve(): a Path, {role: Path}, or None for a model without weights
     native: bool = False
     options: dict = field(default_factory=dict)
     workspace: Path | None = None
@@ -63,15 +63,9 @@ class Job:
 
     def torch_module(self):
         """The plugin's network with verified weights, wrapped by its deploy patch, in eval mode."""
-        network = self.model.network(self.variant)
-        state = weights.load_state_dict(self.weights)
-        try:
-            self.model.load_weights(network, state)
-        except RuntimeError as exc:
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            raise ZooError(f"{self.weights}: not weights for {self.model.name} ({'; '.join(lines[:2])[:300]})") \
-                from None
-        return self.model.deploy(network).eval()
+        state = weights.load(self.model, self.variant, self.weights)
+        label = ", ".join(map(str, self.weights.values())) if isinstance(self.weights, dict) else self.weights
+        return self.model.deploy(self.model.with_weights(self.variant, state, label)).eval()
 
 
 def prepare(model, build=None, backend=None, variant=None, weights_path=None, native=False, workspace=None,
@@ -146,10 +140,12 @@ def versions(*packages):
 
 
 def code_hash(model):
-    """sha256 over the model folder's Python files: the network and hooks that decide an export's content."""
+    """sha256 over the model folder's Python files (and those of the model whose network it reuses): the network
+    and hooks that decide an export's content."""
     digest = hashlib.sha256()
-    for path in sorted(model.folder.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for folder in (model.folder, *([model.base.folder] if model.base is not None else [])):
+        for path in sorted(folder.glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -160,7 +156,7 @@ def cache_key(job):
         "modelzoo": __version__,
         "model": job.model.name,
         "variant": job.variant,
-        "weights_sha256": job.model.weights_entry(job.variant)["sha256"],
+        "weights_sha256": weights.sha256s(job.model, job.variant),  # every file's
         "code_sha256": code_hash(job.model),  # an edited net.py or plugin.py must not reuse old artifacts
         "build": {k: v for k, v in job.spec.items() if k != "workspace"},
         "backend": job.backend.name,

@@ -37,9 +37,9 @@ def _macs(name, args, kwargs, output):
     return None
 
 
-def count(module, shape):
-    """{'params', 'macs', 'flops', 'shape', 'layers'} for `module` on an input of `shape` (N, C, H, W);
-    `layers` is the number of counted calls."""
+def count(module, shape, inputs=None):
+    """{'params', 'macs', 'flops', 'shape', 'layers'} for `module` on an input of `shape` (N, C, H, W) and the
+    runtime `inputs` ({name: float32 [1]}); `layers` is the number of counted calls."""
     import torch
     from torch.overrides import TorchFunctionMode
 
@@ -57,7 +57,7 @@ def count(module, shape):
 
     with torch.inference_mode(), Counting():
         # `meta` tensors would avoid the compute, but not every op has a meta kernel; zeros are exact.
-        module.eval()(torch.zeros(*shape))
+        module.eval()(torch.zeros(*shape), *(torch.from_numpy(v) for v in (inputs or {}).values()))
     if not totals["layers"]:
         raise ZooError(f"{type(module).__name__}: no convolutions, linear layers or matrix products to count")
     params = sum(p.numel() for p in module.parameters())
@@ -76,7 +76,8 @@ def count_model(model, variant=None, shape=None):
     network = model.network(variant or model.default_variant)
     batch, channels, height, width = shape or model.card["complexity"]["shape"]
     # the network runs at the padded size (input.multiple_of), so that is what it costs
-    return count(network, [batch, channels, padded(height, model.multiple_of), padded(width, model.multiple_of)])
+    return count(network, [batch, channels, padded(height, model.multiple_of), padded(width, model.multiple_of)],
+                 model.runtime_arrays())
 
 
 def summary(counted):

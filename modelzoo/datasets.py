@@ -25,6 +25,7 @@ class Dataset:
     description: str = ""
     inputs: str = "low"  # paired layout: folder of inputs and folder of references
     references: str = "high"
+    task: str = ""  # the task whose models `modelzoo eval --all --dataset NAME` evaluates on it
     plugin: str = ""
 
     def root(self, data_root=None):

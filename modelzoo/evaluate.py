@@ -18,6 +18,7 @@ from modelzoo import compile as compiler
 from modelzoo.bench import machine
 from modelzoo import documents, imaging, paths, runner, weights
 from modelzoo.errors import ZooError
+from modelzoo.tiling import DEFAULT_TILE
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Metric:
     digits: int = 3  # decimals shown in tables
     description: str = ""
     tolerance: float = 0.0  # a build within this of fp32 (either way) counts as accurate (automatic choice)
+    needs_reference: bool = True  # full-reference (scored against a reference) or no-reference (the image alone)
 
     def format(self, value, digits=None):
         return "-" if value is None else f"{value:.{self.digits if digits is None else digits}f}"
@@ -45,18 +47,39 @@ class Metric:
 
 
 class Evaluator:
-    """`score(prediction, reference, protocol)` -> {metric name: value} for every declared Metric.
+    """`score(prediction, reference, protocol, metrics)` -> {metric name: value} for the named metrics.
 
-    prediction is float RGB in [0, 1], reference uint8 RGB.
+    prediction is float RGB in [0, 1], reference uint8 RGB or None (an unpaired image: no-reference metrics
+    only). `protocols` are the task's own protocols, offered to every model of the task beside its card's:
+    each is applied on top of the card's first protocol (its post-processing and quantization) and adds keys
+    the evaluator reads; `needs_reference: true` keeps one off unpaired datasets.
     """
 
     name = ""
     tasks = ()
     metrics = ()  # Metric declarations, the first one the headline (plots, leaderboard sorting)
+    # (dataset, protocol, metric name) columns of the index and `modelzoo list`, one row per model; empty: the
+    # metrics of each model's first dataset under its first protocol (see modelzoo.leaderboard)
+    headline = ()
+    protocols = {}  # task-level protocols: name -> {"description": ..., keys the evaluator reads}
     plugin = ""
 
-    def score(self, prediction, reference, protocol):
+    def score(self, prediction, reference, protocol, metrics=None):
         raise NotImplementedError
+
+    def metric_names(self, has_reference, requested=None):
+        """The metrics to score: `requested` (names) or, by default, the full-reference ones when there is a
+        reference and the no-reference ones when there is not. A name not declared, or a full-reference metric
+        without a reference, is an error."""
+        declared = {m.name: m for m in self.metrics}
+        if requested is None:
+            return [m.name for m in self.metrics if m.needs_reference == has_reference]
+        for name in requested:
+            if name not in declared:
+                raise ZooError(f"unknown metric '{name}' (declared: {', '.join(declared)})")
+            if declared[name].needs_reference and not has_reference:
+                raise ZooError(f"metric '{name}' needs a reference image (pass --reference DIR)")
+        return list(requested)
 
 
 def metrics_of(registry, scores):
@@ -85,9 +108,26 @@ def file_list_hash(items):
     return digest.hexdigest()
 
 
-def protocols_for(model, protocol):
-    names = list(model.card["protocols"]) if protocol in (None, "all") else [protocol]
-    return [model.protocol(name) for name in names]
+def protocols_of(model, evaluator):
+    """{name: protocol}: the card's protocols, then the task's (the evaluator's), each of those on top of the
+    card's first protocol. The one place both kinds meet: eval, run and publish read protocols from here."""
+    protocols = dict(model.card["protocols"])
+    first = next(iter(protocols.values()))
+    for name, spec in evaluator.protocols.items():
+        protocols.setdefault(name, {**first, **spec})
+    return protocols
+
+
+def protocols_for(model, protocol, evaluator, paired=True):
+    """[(name, protocol)] to evaluate: one by name or all; on an unpaired dataset, those needing no reference."""
+    protocols = protocols_of(model, evaluator)
+    if protocol not in (None, "all"):
+        if protocol not in protocols:
+            raise ZooError(f"{model.card_path}: protocols: no protocol '{protocol}' (have: {', '.join(protocols)})")
+        if not paired and protocols[protocol].get("needs_reference"):
+            raise ZooError(f"protocol '{protocol}' needs references; the dataset has none")
+        return [(protocol, protocols[protocol])]
+    return [(n, p) for n, p in protocols.items() if paired or not p.get("needs_reference")]
 
 
 def results_name(model, dataset, job_build, backend, variant, npz=False):
@@ -149,13 +189,19 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
 
     registry = registry or default_registry()
     data = registry.dataset(dataset)
-    if not data.paired:
-        raise ZooError(f"dataset {dataset} has no references to score against")
     items = data.items(data_root)
-    job = compiler.prepare(model, build, backend, variant, weights_path, workspace=workspace, registry=registry)
-    protocols = protocols_for(model, protocol)
-    request = runner.Request(model, progress=progress, evaluator=for_task(registry, model.card["task"]),
-                             references={i.name: i.reference for i in items}, protocols=protocols)
+    evaluator = for_task(registry, model.card["task"])
+    protocols = protocols_for(model, protocol, evaluator, data.paired)
+    # Photos of an unpaired set run at their own size, tiled where large, as `modelzoo run` enhances them, and are
+    # scored with the no-reference metrics; paired sets keep the card's input shape (the reference zoo's
+    # protocol; LOL's images have that size).
+    native = not data.paired
+    job = compiler.prepare(model, build, backend, variant, weights_path, native=native, workspace=workspace,
+                           registry=registry)
+    request = runner.Request(model, progress=progress, evaluator=evaluator, native=native,
+                             tile=DEFAULT_TILE if native else 0,
+                             references={i.name: i.reference for i in items if i.reference is not None},
+                             protocols=protocols, score_unpaired=not data.paired)
     if from_npz:
         request.outputs_for = npz_outputs(Path(from_npz), len(model.card["outputs"]))
         artifact = None
@@ -166,7 +212,8 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
     name = results_name(model, dataset, job.build, job.backend.name, job.variant, npz=bool(from_npz))
     checkpoint = Checkpoint(Path(results_dir or Path(workspace or paths.cache_dir()) / "results") / name,
                             {"artifact": artifact, "npz": str(from_npz), "dataset": dataset,
-                             "protocols": [p for p, _ in protocols], "variant": job.variant, "build": job.build})
+                             "protocols": [p for p, _ in protocols], "variant": job.variant, "build": job.build,
+                             "runtime_inputs": model.runtime_values()})
     request.done = set(checkpoint.scored)
     request.on_result = checkpoint.add
     started = time.perf_counter()
@@ -181,8 +228,9 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
         "dataset": {"name": dataset, "split": data.split, "images": len(items), "file_list_sha256": file_list_sha256},
         "metrics": {},
         "timing": {"seconds": round(time.perf_counter() - started, 2)},
+        **({"runtime_inputs": model.runtime_values()} if model.runtime_inputs else {}),
         "provenance": {
-            "weights_sha256": model.weights_entry(job.variant)["sha256"],
+            "weights_sha256": weights.sha256s(model, job.variant),
             "artifact_sha256": artifact,
             "build_yaml_sha256": weights.sha256(job.spec_path),
             "versions": compiler.versions("torch", "onnx", "onnxruntime", "openvino", "onnxconverter-common",
@@ -201,6 +249,9 @@ def evaluate(model, dataset, build="fp32", backend=None, protocol="all", data_ro
         results["metrics"][protocol_name] = {"protocol": protocol_spec, "mean": mean, "images": per_image,
                                              "provenance": {**results["provenance"],
                                                             "file_list_sha256": file_list_sha256}}
+        if protocol_spec.get("reference_guided"):  # the runtime inputs each image's reference gave
+            results["metrics"][protocol_name]["runtime_inputs"] = {
+                n: checkpoint.inputs.get(n, {}).get(protocol_name) for n in sorted(scored)}
     problems = documents.errors(results, "results", name)
     if problems:
         raise ZooError(problems[0])
@@ -216,17 +267,20 @@ class Checkpoint:
     def __init__(self, final_path, key):
         self.path = final_path.with_name(f".{final_path.stem}.partial.json")
         self.key = key
-        self.scored = {}
+        self.scored, self.inputs = {}, {}  # inputs: image -> {protocol: runtime inputs} (reference-guided)
         try:
             saved = json.loads(self.path.read_text())
             if saved.get("key") == key:
-                self.scored = saved["images"]
+                self.scored, self.inputs = saved["images"], saved.get("runtime_inputs", {})
         except (OSError, ValueError, KeyError):
             pass
 
     def add(self, result):
         self.scored[result["name"]] = result["metrics"]
-        imaging.atomic_write(self.path, json.dumps({"key": self.key, "images": self.scored}))
+        if result.get("runtime_inputs"):
+            self.inputs[result["name"]] = result["runtime_inputs"]
+        imaging.atomic_write(self.path, json.dumps({"key": self.key, "images": self.scored,
+                                                    "runtime_inputs": self.inputs}))
 
     def clear(self):
         self.path.unlink(missing_ok=True)

@@ -1,4 +1,8 @@
-"""Export the plugin's deploy module to TorchScript and ONNX, with a parity gate against ONNX Runtime."""
+"""Export the plugin's deploy module to TorchScript and ONNX, with a parity gate against ONNX Runtime.
+
+The graph's inputs are `input` (the image) and then the card's runtime inputs by name, each float32 [1], so
+one export serves every runtime input value.
+"""
 import warnings
 
 import numpy as np
@@ -13,34 +17,58 @@ def output_names(model):
     return [output["name"] for output in model.card["outputs"]]
 
 
+def example_inputs(job, shape=None):
+    """The seeded example image at the job's shape (or `shape`) and the runtime inputs at their defaults, as
+    numpy: (image, {name: float32 [1]})."""
+    import torch
+
+    image = torch.rand(*(shape or job.shape), generator=torch.Generator().manual_seed(0)).numpy()
+    return image, job.model.runtime_arrays()
+
+
+def torch_outputs(module, image, inputs):
+    """The deploy module's outputs (numpy) for a numpy image and runtime inputs."""
+    import torch
+
+    with torch.inference_mode():
+        extras = [torch.from_numpy(v) for v in inputs.values()]
+        return [o.numpy() for o in module(torch.from_numpy(image), *extras)]
+
+
 def export_onnx(job, path, dynamic=None, module=None):
-    """Write an ONNX model (input `input`, outputs named by the card); return the parity report."""
+    """Write an ONNX model (input `input`, the runtime inputs, outputs named by the card); return the parity
+    report."""
     import torch
 
     dynamic = job.native if dynamic is None else dynamic
     module = module or job.torch_module()
-    example = torch.rand(*job.shape, generator=torch.Generator().manual_seed(0))
+    image, inputs = example_inputs(job)
     names = output_names(job.model)
     axes = None
     if dynamic:
         axes = {"input": {0: "batch", 2: "height", 3: "width"}}
         axes.update({name: {0: "batch", 2: "height", 3: "width"} for name in names})
+    args = (torch.from_numpy(image), *(torch.from_numpy(v) for v in inputs.values()))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), str(path), input_names=["input"], output_names=names,
+        torch.onnx.export(module, args, str(path), input_names=["input", *inputs], output_names=names,
                           opset_version=OPSET, dynamic_axes=axes, dynamo=False)
-    return parity(module, path, example.numpy(), names)
+    return parity(module, path, image, names, inputs)
 
 
-def parity(module, path, example, names):
+def parity(module, path, example, names, inputs=None):
     """Max abs difference between torch and ONNX Runtime on one input; ZooError above PARITY_LIMIT."""
     import onnxruntime as ort
-    import torch
 
-    with torch.inference_mode():
-        expected = [o.numpy() for o in module(torch.from_numpy(example))]
+    inputs = inputs or {}
+    expected = torch_outputs(module, example, inputs)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    actual = session.run(names, {"input": example})
+    graph_inputs = [i.name for i in session.get_inputs()]
+    missing = [name for name in inputs if name not in graph_inputs]
+    if missing:  # the exporter drops inputs the graph never reads
+        raise ZooError(f"{path}: the export has no graph input {', '.join(missing)}: the deploy module's forward "
+                       f"must use every runtime input the card declares")
+    actual = session.run(names, {"input": example, **inputs})
     diff = max(float(np.max(np.abs(a - e))) for a, e in zip(actual, expected))
     if not diff <= PARITY_LIMIT:
         raise ZooError(f"{path}: ONNX Runtime differs from torch by {diff:.2e} (limit {PARITY_LIMIT:.0e})")
@@ -53,10 +81,11 @@ def export_all(job, folder):
 
     folder.mkdir(parents=True, exist_ok=True)
     module = job.torch_module()
-    example = torch.rand(*job.shape, generator=torch.Generator().manual_seed(0))
+    image, inputs = example_inputs(job)
+    args = (torch.from_numpy(image), *(torch.from_numpy(v) for v in inputs.values()))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(module, example)
+        traced = torch.jit.trace(module, args)
     torchscript = folder / f"{job.model.name}-{'_'.join(map(str, job.shape[1:]))}.torchscript.pt"
     traced.save(str(torchscript))
     report = {"torchscript": str(torchscript)}

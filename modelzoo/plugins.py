@@ -79,6 +79,22 @@ class Registry:
                 except Exception as exc:  # noqa: BLE001 - a failing hook disables its plugin's entries only
                     self.problems.append(f"plugin {name}: {hook} failed: {one_line(exc)}")
                     self._mark(name, f"{hook}: {one_line(exc)}")
+        self._bind_networks()
+
+    def _bind_networks(self):
+        """A model whose card says `network: OTHER` reuses OTHER's network; without OTHER it is not registered."""
+        for model in list(self.models.values()):
+            other = model.card.get("network")
+            if other is None:
+                continue
+            try:
+                if other not in self.models:
+                    raise ZooError(f"{model.card_path}: network: '{other}' is not a registered model")
+                model.bind(self.models[other])
+            except ZooError as exc:
+                del self.models[model.name]
+                self.problems.append(f"plugin {model.plugin}: {exc}")
+                self._mark(model.plugin, str(exc))
 
     def _register(self, table, obj, plugin, hook):
         key = obj.name

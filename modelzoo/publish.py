@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 
 
-from modelzoo import documents, imaging, reports
+from modelzoo import documents, imaging, leaderboard, reports
 from modelzoo.errors import ZooError
 from modelzoo.model import Model
 
@@ -155,11 +155,14 @@ def results_link(model, file):
 
 
 def headline(model, evals, lat, metrics):
-    """One set of scores and one latency for the index: the fp32 build's, first protocol of the card."""
-    protocol = next(iter(model.card["protocols"]))
+    """One set of scores and one latency for the model page: the fp32 build's, default weights, the card's first
+    dataset and protocol."""
+    protocol, dataset = next(iter(model.card["protocols"])), model.card["datasets"][0]
     best = None
     for file, document in sorted(evals, key=lambda e: (e[1]["dtype"] != "fp32", e[1]["build"] != "fp32", e[0])):
-        if protocol in document["metrics"]:
+        # the default weights on the card's first dataset: another variant's score is another model's
+        if protocol in document["metrics"] and document["variant"] == model.default_variant \
+                and document["dataset"]["name"] == dataset:
             mean = document["metrics"][protocol]["mean"]
             best = {"scores": [m.format(mean.get(m.name)) for m in metrics], "protocol": protocol,
                     "build": document["build"], "backend": document["backend"]}
@@ -209,20 +212,23 @@ def dump_yaml(data):
 
 def context(model, registry=None):
     """Everything the Markdown and HTML templates show for one model."""
-    from modelzoo.evaluate import for_task
+    from modelzoo.evaluate import for_task, protocols_of
     from modelzoo.plugins import registry as default_registry
 
     registry = registry or default_registry()
     card = model.card
-    metrics = for_task(registry, card["task"]).metrics
+    evaluator = for_task(registry, card["task"])
+    metrics = evaluator.metrics
     evals, benches = measured(model)
+    # headline, plots and leaderboard: the card's first dataset; the Model Info table: every dataset
+    primary = [(f, d) for f, d in evals if d["dataset"]["name"] == (card["datasets"] or [None])[0]]
     lat = latencies(benches)
-    best, fastest = headline(model, evals, lat, metrics)
+    best, fastest = headline(model, primary, lat, metrics)
     cx = card["complexity"]
     protocols = [{"name": name, "description": spec["description"].strip(),
                   "postprocess": ", ".join(f"{k}={v}" for k, v in sorted(spec.get("postprocess", {}).items())),
                   "quantize": spec["quantize"], "quantize_text": QUANTIZE.get(spec["quantize"], spec["quantize"])}
-                 for name, spec in card["protocols"].items()]
+                 for name, spec in protocols_of(model, evaluator).items()]
     datasets = []
     for name in card["datasets"]:
         ds = registry.datasets.get(name) if registry else None
@@ -251,7 +257,7 @@ def context(model, registry=None):
         "bench_files": [{"file": f, "link": results_link(model, f), "machine": d.get("machine", {}).get("id", ""),
                          "created": d.get("created", "")} for f, d in benches],
         "front_matter": dump_yaml(metadata), "metadata": metadata,
-        "eval_docs": evals, "bench_docs": benches,
+        "eval_docs": primary, "all_eval_docs": evals, "bench_docs": benches,
         "first_build": "fp32" if "fp32" in card["builds"] else next(iter(card["builds"])),
         "first_dataset": (card["datasets"] or ["DATASET"])[0],
     }
@@ -441,7 +447,7 @@ def publish(models, out="docs", site=None, lol=False, images=True, registry=None
         written += [models_dir / f"{model.name}.md", models_dir / f"{model.name}.html"]
         contexts.append(ctx)
     every = all_contexts(registry, contexts)
-    written += write_index(out, every, lol=False)
+    written += write_index(out, every, lol=False, registry=registry)
     written += reports.update(out, registry, every)
     if site or lol:
         written += build_site(models, contexts, out, Path(site or "site"), lol, registry, weights, data_root, log)
@@ -455,88 +461,92 @@ def all_contexts(registry, contexts):
     return sorted(every, key=lambda c: c["name"])
 
 
-def write_index(out, every, lol):
-    """index.html: every registered model, the leaderboard and its plot."""
-    board = leaderboard(every)
-    written = []
-    if board["rows"]:
-        board["plot"] = plot_leaderboard(board, out / LEADERBOARD_PLOT)
-        written.append(out / LEADERBOARD_PLOT)
+def write_index(out, every, lol, registry):
+    """index.html: one row per model (modelzoo.leaderboard), its quality-latency plot, and the gallery of the
+    built-in samples through every model."""
+    board = leaderboard.table(registry, [registry.model(c["name"]) for c in every])
+    board["plot"] = plot_leaderboard(board, out / LEADERBOARD_PLOT)
+    written = [out / LEADERBOARD_PLOT] if board["plot"] else []
     imaging.atomic_write(out / "index.html", render("index.html.j2", generated=NOTICE, board=board, lol=lol,
-                                                    models=[context_summary(c) for c in every]))
-    return written + [out / "index.html"]
+                                                    cells=index_cells(board)))
+    imaging.atomic_write(out / GALLERY, render("gallery.html.j2", generated=NOTICE, samples=sample_names(),
+                                               models=[{"name": c["name"], "title": c["title"]} for c in every]))
+    return written + [out / "index.html", out / GALLERY]
 
 
-COMMERCIAL = {"commercial": "yes", "non-commercial": "no", "unknown": "unknown"}
 LEADERBOARD_PLOT = "leaderboard.svg"
+GALLERY = "gallery.html"
 
 
-def leaderboard(contexts):
-    """Every model's measured builds in one table: one row per model, build and backend on each dataset, scored
-    under the model's first protocol (default weights variant), with counted parameters and MACs, p50 latency
-    from the bench files of one machine (the one most bench files come from) and the licence."""
-    from collections import Counter
-
-    machines = Counter(row["machine"] for ctx in contexts for row in ctx["latency"])
-    machine = machines.most_common(1)[0][0] if machines else None
-    metrics = list({m.name: m for ctx in contexts for m in ctx["metrics"]}.values())
+def index_cells(board):
+    """Each row's table cells as (text, sort value): sortable by number where there is one."""
     rows = []
-    for ctx in contexts:
-        protocol, card = ctx["protocols"][0]["name"], ctx["card"]
-        default_variant = next(iter(card["weights"]))
-        for file, document in ctx["eval_docs"]:
-            if protocol not in document["metrics"] or document["variant"] != default_variant:
-                continue
-            mean = document["metrics"][protocol]["mean"]
-            latency = next((row for row in ctx["latency"] if row["machine"] == machine and row["shape_mode"] != "dynamic"
-                            and (row["build"], row["backend"]) == (document["build"], document["backend"])), None)
-            rows.append({"name": ctx["name"], "title": ctx["title"], "build": document["build"],
-                         "backend": document["backend"], "dtype": document["dtype"],
-                         "dataset": document["dataset"]["name"], "protocol": protocol, "values": mean,
-                         "scores": [m.format(mean.get(m.name)) for m in metrics],
-                         "params": card["complexity"]["params"], "macs": fmt(card["complexity"]["macs"] / 1e9, 2),
-                         "latency": latency["p50"] if latency else None, "license": ctx["license"]["id"],
-                         "commercial": COMMERCIAL[ctx["license"]["use"]]})
-    lead = metrics[0] if metrics else None
-    sign = -1 if lead is not None and lead.higher_is_better else 1
-    rows.sort(key=lambda r: (r["dataset"], sign * r["values"].get(lead.name, float("nan")), r["name"], r["build"],
-                             r["backend"]))
-    return {"rows": rows, "metrics": metrics, "machine": machine, "plot": None}
+    for row in board["rows"]:
+        cells = [(c.metric.format(v), v) for c, v in zip(board["columns"], row["values"])]
+        fastest = row["fastest"]
+        cells += [(f"{row['params']:,}", row["params"]), (fmt(row["macs"], 2), row["macs"]),
+                  (f"{fastest['p50']:.1f}" if fastest else "-", fastest["p50"] if fastest else None)]
+        rows.append({**row, "cells": cells,
+                     "fastest_label": f"{fastest['build']} {fastest['backend']}" if fastest else "not measured"})
+    return rows
+
+
+def pareto(points):
+    """The points no other point beats on both latency (lower) and quality (higher, after `sign`)."""
+    front = []
+    for x, y, label in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or y > front[-1][1]:
+            front.append((x, y, label))
+    return front
 
 
 def plot_leaderboard(board, path):
-    """Quality (the first declared metric) against latency on the leaderboard's machine, one colour per model."""
-    lead = board["metrics"][0]
-    points = [r for r in board["rows"] if r["latency"] is not None and lead.name in r["values"]]
+    """The first headline column against the latency of each model's fastest accurate build: one labelled point
+    per model, the Pareto front joined. None when nothing has both numbers."""
+    if not board["columns"]:
+        return None
+    lead = board["columns"][0]
+    sign = 1 if lead.metric.higher_is_better else -1
+    points = [(r["fastest"]["p50"], r["values"][0], r["name"]) for r in board["rows"]
+              if r["fastest"] and r["values"][0] is not None]
+    if not points:
+        return None
     plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(7, 4.2))
-    names = list(dict.fromkeys(r["name"] for r in points))
-    markers = "osD^v<>px*"
-    for index, name in enumerate(names):
-        mine = [r for r in points if r["name"] == name]
-        axis.scatter([r["latency"] for r in mine], [r["values"][lead.name] for r in mine], label=name,
-                     marker=markers[index % len(markers)])
-        for r in mine:
-            axis.annotate(f"{r['build']}/{r['backend'][:4]}", (r["latency"], r["values"][lead.name]), fontsize=6,
-                          xytext=(3, 2), textcoords="offset points")
+    figure, axis = plt.subplots(figsize=(7.5, 4.6))
+    axis.scatter([p[0] for p in points], [p[1] for p in points], color="#0b5cad", zorder=3)
+    front = pareto([(x, sign * y, label) for x, y, label in points])
+    axis.plot([p[0] for p in front], [sign * p[1] for p in front], color="#c0392b", linewidth=1, zorder=2,
+              label="Pareto front (no model is both faster and better)")
+    for (x, y, label), (dx, dy) in zip(sorted(points, key=lambda p: (p[1], p[0])), label_offsets(points)):
+        axis.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=8,
+                      arrowprops={"arrowstyle": "-", "color": "#8a96a3", "linewidth": 0.6})
     axis.set_xscale("log")
-    axis.set_xlabel(f"latency per image, p50 (ms, log scale; {board['machine']})")
-    axis.set_ylabel(f"mean {lead.heading()}")
-    axis.set_title(f"{lead.label} against CPU latency, every model and build")
+    axis.set_xlabel(f"latency per image of the fastest accurate build, p50 (ms, log scale; {board['isa']} CPU)")
+    axis.set_ylabel(f"{lead.heading()}")
+    axis.set_title(f"{lead.heading()} against CPU latency, one point per model")
     axis.grid(True, alpha=0.3)
-    if names:
-        axis.legend(fontsize=7, loc="best")
+    axis.legend(fontsize=7, loc="upper left")
     figure.tight_layout()
     save_svg(figure, path)
     plt.close(figure)
     return path.name
 
 
-def context_summary(ctx):
-    card = ctx["card"]
-    return {"name": ctx["name"], "title": ctx["title"], "task": card["task"], "source": card["source"]["repo"],
-            "license": ctx["license"], "builds": list(card["builds"]), "best": ctx["best"],
-            "fastest": ctx["fastest"], "measured": len(ctx["evals"]), "summary": card["summary"].strip()}
+def label_offsets(points, step=11):
+    """Label offsets (points) for the points sorted by quality: a label goes up when the one below is close on
+    both axes, so neighbours never print on top of each other."""
+    ordered = sorted(points, key=lambda p: (p[1], p[0]))
+    span = (max(p[1] for p in points) - min(p[1] for p in points)) or 1.0
+    offsets, previous = [], None
+    for x, y, _ in ordered:
+        dy = 4
+        if previous is not None:
+            px, py, pdy = previous
+            near = abs(y - py) / span < 0.06 and max(x, px) / min(x, px) < 8
+            dy = pdy + step if near else 4
+        offsets.append((6, dy))
+        previous = (x, y, dy)
+    return offsets
 
 
 def build_site(models, contexts, out, site, lol, registry, weights, data_root, log):
@@ -553,7 +563,7 @@ def build_site(models, contexts, out, site, lol, registry, weights, data_root, l
             written.append(page)
         imaging.atomic_write(site / "models" / f"{model.name}.html", render("model.html.j2", **ctx))
         written.append(site / "models" / f"{model.name}.html")
-    written += write_index(site, all_contexts(registry, contexts), lol=lol)
+    written += write_index(site, all_contexts(registry, contexts), lol=lol, registry=registry)
     return written
 
 

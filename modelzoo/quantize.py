@@ -195,8 +195,9 @@ class Histogram:
         return 0.0, min(self.edges()[threshold], self.high)
 
 
-def collect_histograms(onnx_path, arrays, plan, threads=0):
-    """One pass over the calibration inputs with every needed activation as an extra output."""
+def collect_histograms(onnx_path, arrays, plan, threads=0, runtime=None):
+    """One pass over the calibration inputs (with the `runtime` inputs, {name: float32 [1]}) with every needed
+    activation as an extra output."""
     import onnx
     import onnxruntime as ort
 
@@ -215,9 +216,10 @@ def collect_histograms(onnx_path, arrays, plan, threads=0):
     names = [o.name for o in session.get_outputs()]
     input_name = session.get_inputs()[0].name
     histograms = {name: Histogram() for name in sources}
+    runtime = runtime or {}
     for x in arrays:
-        values = dict(zip(names, session.run(None, {input_name: x})))
-        values[input_name] = x
+        values = dict(zip(names, session.run(None, {input_name: x, **runtime})))
+        values.update({input_name: x, **runtime})
         for name in sources:
             histograms[name].add(values[name])
     return histograms
@@ -244,13 +246,17 @@ def to_int8(job, target):
     plan = calibration_plan(onnx.load(str(prepared)))
     arrays = calibration_inputs(job)
     images = len(arrays)
-    histograms = collect_histograms(prepared, arrays, plan, int(job.options.get("threads") or 0))
+    runtime = job.model.runtime_arrays()  # calibrated at the defaults; their ranges come from the card
+    histograms = collect_histograms(prepared, arrays, plan, int(job.options.get("threads") or 0), runtime)
     del arrays[:]
     low, high = job.model.card["input"]["range"]
     inputs = {i.name for i in onnx.load(str(prepared)).graph.input}
     ranges = {}
     for name, histogram in histograms.items():
-        if name in inputs:
+        if name in job.model.runtime_inputs:
+            spec = job.model.runtime_inputs[name]
+            ranges[name] = (min(spec.get("minimum", spec["default"]), 0.0), spec.get("maximum", spec["default"]))
+        elif name in inputs:
             ranges[name] = (low, high)  # the card states the input's range exactly
         elif mode == "percentile":
             ranges[name] = histogram.percentile(settings.get("percentile", 99.99))
@@ -310,6 +316,9 @@ def nncf_int8(job):
     started = time.perf_counter()
     model = ov.convert_model(str(job.onnx))
     arrays = calibration_inputs(job)
+    runtime = job.model.runtime_arrays()
+    if runtime:  # every calibration item feeds the image and the runtime inputs (at their defaults) by name
+        arrays = [{"input": x, **runtime} for x in arrays]
     skipped = skipped_nodes(onnx.load(str(job.onnx)), settings, job.spec_path)
     # the ONNX node names survive conversion as the Convolution ops' friendly names (biases are split off)
     names = [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "Convolution"

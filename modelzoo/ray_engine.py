@@ -102,7 +102,7 @@ def job_parameters(job):
     except ZooError:
         build = str(job.spec_path)
     return {"model": job.model.name, "build": build, "backend": job.backend.name, "variant": job.variant,
-            "weights": str(job.weights), "native": job.native, "workspace": str(job.workspace),
+            "weights": str(job.weights) if isinstance(job.weights, Path) else None, "native": job.native, "workspace": str(job.workspace),
             "options": dict(job.options)}
 
 

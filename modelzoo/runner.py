@@ -13,7 +13,9 @@ import numpy as np
 from tqdm import tqdm
 
 from modelzoo import imaging
+from modelzoo.backends import feed
 from modelzoo.errors import ZooError
+from modelzoo.tiling import run_tiled
 
 MAX_QUEUED_WRITES = 2  # outputs waiting for the writer: a 12 MP PairLIE output is about 200 MB of float
 
@@ -22,7 +24,9 @@ MAX_QUEUED_WRITES = 2  # outputs waiting for the writer: a 12 MP PairLIE output 
 class Request:
     """What to do with each image.
 
-    params: post-processing for the written outputs. protocols: [(name, protocol)] to score against
+    params: post-processing for the written outputs. inputs: the card's runtime inputs (checked values; the
+    card's defaults for the rest), except under a reference-guided protocol, whose runtime inputs the plugin
+    derives from each image's reference (Model.reference_inputs) in an inference of its own. protocols: [(name, protocol)] to score against
     `references` (input stem -> reference path) with `evaluator`; `overrides` apply on top of each protocol.
     outputs_for(source, image) replaces inference (e.g. outputs saved as npz); on_outputs(source, outputs)
     sees each image's raw deploy outputs (e.g. to save them).
@@ -32,6 +36,7 @@ class Request:
     session: object = None
     native: bool = False
     params: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
     output: Path | None = None
     format: str | None = None  # png, jpg, webp or tiff; None: each output in its input's format
@@ -39,6 +44,7 @@ class Request:
     references: dict = field(default_factory=dict)
     evaluator: object = None
     protocols: list = field(default_factory=list)
+    score_unpaired: bool = False  # score inputs without a reference too (the no-reference metrics)
     resume: bool = False
     progress: bool = True
     tile: int = 0
@@ -48,8 +54,8 @@ class Request:
     on_result: object = None  # callback(result) after each image, e.g. to checkpoint an evaluation
 
 
-def infer(request, image):
-    """Raw deploy outputs for one RGB uint8 image."""
+def infer(request, image, inputs=None):
+    """Raw deploy outputs for one RGB uint8 image, with the runtime `inputs` (default: request.inputs)."""
     model = request.model
     height, width = image.shape[:2]
     minimum = model.card["input"]["min_size"]
@@ -59,11 +65,27 @@ def infer(request, image):
     x = model.preprocess(image, model.vdsp(), native=request.native)
     # Tiles are exact only for a finite receptive field; a card without one (global pooling, attention) runs whole.
     radius = model.card.get("complexity", {}).get("receptive_radius")
+    arrays = model.runtime_arrays(request.inputs if inputs is None else inputs)
     if request.native and request.tile and radius is not None and max(height, width) > request.tile:
-        from modelzoo.tiling import run_tiled
+        return run_tiled(request.session, x, request.tile, radius, arrays)
+    return feed(request.session, x, arrays)
 
-        return run_tiled(request.session, x, request.tile, radius)
-    return request.session.run(x)
+
+def guided(request, source, image):
+    """{protocol: (runtime inputs, outputs)} for the reference-guided protocols scored on this image: the plugin
+    derives the runtime inputs from the reference, and the image is run again with them."""
+    reference = request.references.get(Path(source).stem)
+    chosen = [name for name, protocol in request.protocols if protocol.get("reference_guided")]
+    if not chosen or reference is None or request.evaluator is None:
+        return {}
+    if request.outputs_for is not None:
+        raise ZooError(f"protocol {chosen[0]}: reference-guided, so it needs inference, not saved outputs")
+    model = request.model
+    low = image.astype(np.float32) / 255.0
+    truth = imaging.read_rgb(reference).astype(np.float32) / 255.0
+    values = model.check_runtime(model.reference_inputs(low, truth), f"{model.name} reference_inputs:")
+    outputs = infer(request, image, values)
+    return {name: (model.runtime_values(values), outputs) for name in chosen}
 
 
 def enhance(request, outputs, size, params):
@@ -124,6 +146,7 @@ def run_files(request, files):
                     photo.pixels = None  # the writer needs only the metadata
                     tick = time.perf_counter()
                     outputs = (request.outputs_for or (lambda s, i: infer(request, i)))(source, image)
+                    by_reference = guided(request, source, image)
                     del image
                     seconds = time.perf_counter() - tick
                 except ZooError as exc:
@@ -134,7 +157,8 @@ def run_files(request, files):
                     request.on_outputs(source, outputs)
                 while len(pending) - sum(f.done() for f in pending) >= MAX_QUEUED_WRITES:
                     next(f for f in pending if not f.done()).result()  # bounded memory at photo size
-                pending.append(writer.submit(finish, request, source, target, photo, size, outputs, seconds))
+                pending.append(writer.submit(finish, request, source, target, photo, size, outputs, seconds,
+                                             by_reference))
                 bar.update()
             for future in pending:
                 result = future.result()
@@ -150,8 +174,10 @@ def run_files(request, files):
     return report
 
 
-def finish(request, source, target, photo, size, outputs, seconds):
-    """Write and score one image (on the writer thread); a dict with `error` on failure."""
+def finish(request, source, target, photo, size, outputs, seconds, by_reference=None):
+    """Write and score one image (on the writer thread); a dict with `error` on failure. `by_reference`: the
+    reference-guided protocols' (runtime inputs, outputs), see guided()."""
+    by_reference = by_reference or {}
     result = {"name": source.stem, "input": str(source), "seconds": round(seconds, 4)}
     try:
         if target is not None:
@@ -159,13 +185,16 @@ def finish(request, source, target, photo, size, outputs, seconds):
             imaging.write_photo(target, image, photo, request.quality)
             result["output"] = str(target)
         reference = request.references.get(source.stem)
-        if reference is not None and request.evaluator is not None:
-            truth = imaging.read_rgb(reference)
+        if request.evaluator is not None and (reference is not None or request.score_unpaired):
+            truth = imaging.read_rgb(reference) if reference is not None else None
             result["metrics"] = {}
             for name, protocol in request.protocols:
                 params = {**protocol.get("postprocess", {}), **request.overrides}
-                prediction = enhance(request, outputs, truth.shape[:2], params)
+                values, scored = by_reference.get(name, (None, outputs))
+                prediction = enhance(request, scored, truth.shape[:2] if truth is not None else size, params)
                 result["metrics"][name] = request.evaluator.score(prediction, truth, protocol)
+                if values is not None:
+                    result.setdefault("runtime_inputs", {})[name] = values
     except ZooError as exc:
         return {"input": str(source), "error": str(exc)}
     if request.on_result:

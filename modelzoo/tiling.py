@@ -17,7 +17,10 @@ import os
 
 import numpy as np
 
+from modelzoo.backends import feed
 from modelzoo.errors import ZooError
+
+DEFAULT_TILE = 1024  # images larger than this run in tiles with an exact halo (`modelzoo run --tile`, eval)
 
 MIN_HALO = 16
 # Largest core side actually run: a larger --tile is split further. Peak RSS for a 4000x6000 PairLIE image
@@ -41,8 +44,9 @@ def plan(height, width, tile, halo):
     return [(ys, xs) for ys in spans(height, tile, halo) for xs in spans(width, tile, halo)]
 
 
-def run_tiled(session, x, tile, halo=MIN_HALO):
-    """session.run over tiles of float32 NCHW `x`; returns the outputs as a full-frame run would.
+def run_tiled(session, x, tile, halo=MIN_HALO, inputs=None):
+    """session.run over tiles of float32 NCHW `x` (each fed the same runtime `inputs`); returns the outputs as a
+    full-frame run would.
 
     `tile` is the largest core side in pixels (capped at MAX_TILE); `halo` is raised to at least 16 pixels. Each output may be at
     an integer multiple of the input's resolution (a super-resolution model), the same for every tile.
@@ -54,12 +58,12 @@ def run_tiled(session, x, tile, halo=MIN_HALO):
     halo = max(MIN_HALO, int(halo or 0))
     tile = min(tile, max_tile())  # bounded memory; exactness does not depend on the tile size
     if tile <= 0 or (height <= tile and width <= tile):
-        return session.run(x)
+        return feed(session, x, inputs)
     if tile < 2 * halo:
         raise ZooError(f"tile {tile} is smaller than twice the halo ({halo} px); use --tile {2 * halo} or more")
     outputs = None
     for (y0, y1, iy0, iy1), (x0, x1, ix0, ix1) in plan(height, width, tile, halo):
-        pieces = session.run(np.ascontiguousarray(x[:, :, iy0:iy1, ix0:ix1]))
+        pieces = feed(session, np.ascontiguousarray(x[:, :, iy0:iy1, ix0:ix1]), inputs)
         if outputs is None:
             scales = [_scale(p, iy1 - iy0, ix1 - ix0) for p in pieces]
             outputs = [np.empty((*p.shape[:2], height * s, width * s), dtype=p.dtype) for p, s in zip(pieces, scales)]

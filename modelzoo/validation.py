@@ -1,8 +1,9 @@
 """`modelzoo validate`: every document checked against its schema, each problem a path into the document."""
 from pathlib import Path
 
-from modelzoo import documents
+from modelzoo import documents, plugins
 from modelzoo.errors import ZooError
+from modelzoo.model import check_params, convert_value, inherit
 
 
 def validate_file(path):
@@ -18,10 +19,23 @@ def validate_file(path):
     problems = documents.errors(document, kind, str(path))
     count = 1
     if kind == "card" and not problems:
+        document, problems = with_network(path, document)
+    if kind == "card" and not problems:
         more, extra = referenced(path, document)
         problems += more
         count += extra
     return problems, count
+
+
+def with_network(path, card):
+    """(the card with what it inherits from the model whose network it names, problems)."""
+    other = card.get("network")
+    if other is None:
+        return card, []
+    base = plugins.registry().models.get(other)
+    if base is None:
+        return card, [f"{path}: network: '{other}' is not a registered model (see `modelzoo list`)"]
+    return inherit(card, base.card), []
 
 
 def read_any(path):
@@ -81,13 +95,20 @@ def agrees_with_card(path, kind, card):
 
 
 def declared_params(card_path, card):
-    """Each protocol's post-processing values must be parameters the card declares, in range."""
-    from modelzoo.model import check_params
-
+    """Each protocol's post-processing values must be parameters the card declares, in range; runtime input
+    defaults in range; a reference-guided protocol needs runtime inputs to derive."""
     problems = []
     for name, protocol in card["protocols"].items():
         try:
             check_params(card, protocol["postprocess"], f"{card_path}: protocols.{name}.postprocess:")
+        except ZooError as exc:
+            problems.append(str(exc))
+        if protocol.get("reference_guided") and not card.get("runtime_inputs"):
+            problems.append(f"{card_path}: protocols.{name}.reference_guided: the card declares no runtime_inputs "
+                            f"for the reference to give")
+    for name, spec in (card.get("runtime_inputs") or {}).items():
+        try:
+            convert_value(spec["default"], spec, f"{card_path}: runtime_inputs.{name}.default")
         except ZooError as exc:
             problems.append(str(exc))
     return problems

@@ -1,5 +1,13 @@
-"""Find, download and verify weight files: --weights, $MODELZOO_WEIGHTS, the user cache, then the card's url."""
+"""Find, download, verify and read weight files: --weights, $MODELZOO_WEIGHTS, the user cache, then the card's url.
+
+A weights variant of a card is one file entry (file, url, sha256, size), several (`files`: role -> file entry),
+or none (a model that needs no weights). A file entry may say how to read it: `format` torch (default: torch.load
+with weights_only=True) or hdf5 (a flat {"group/.../dataset": numpy array} dict, e.g. Keras .h5 weights),
+`key` (the checkpoint is a dict holding the state dict under that key) and `pickle_globals` (dotted names of the
+classes the restricted unpickler may construct besides tensors and containers; nothing else is unpickled).
+"""
 import hashlib
+import importlib
 import os
 import shutil
 import urllib.request
@@ -24,6 +32,22 @@ def verify(path, expected):
     return path
 
 
+def files(model, variant=None):
+    """{role: file entry} of a weights variant: {None: entry} for a single file, {} for a variant without weights."""
+    entry = model.weights_entry(variant)
+    if "files" in entry:
+        return dict(entry["files"])
+    return {None: entry} if "file" in entry else {}
+
+
+def sha256s(model, variant=None):
+    """The sha256 of a variant's weights: one string (single file), {role: sha256} (files), None (no weights)."""
+    entries = files(model, variant)
+    if None in entries:
+        return entries[None]["sha256"]
+    return {role: entry["sha256"] for role, entry in entries.items()} or None
+
+
 def candidates(model, entry):
     """Folders searched for `entry['file']`, in order."""
     for folder in paths.search_path("MODELZOO_WEIGHTS", "weights"):
@@ -33,8 +57,22 @@ def candidates(model, entry):
 
 
 def resolve(model, variant=None, explicit=None, download=True, progress=True):
-    """Path of a verified weight file for `model`; raises ZooError naming what was tried."""
-    entry = model.weights_entry(variant)
+    """A variant's verified weights: a Path (single file), {role: Path} (files) or None (a variant without
+    weights); raises ZooError naming what was tried. `explicit` (--weights): a file, or a folder holding them."""
+    entries = files(model, variant)
+    if explicit and not entries:
+        raise ZooError(f"--weights: {model.name} variant '{variant or model.default_variant}' has no weights")
+    if explicit and len(entries) > 1 and not Path(explicit).is_dir():
+        raise ZooError(f"--weights: {model.name} variant '{variant or model.default_variant}' has several files "
+                       f"({', '.join(e['file'] for e in entries.values())}); pass the folder holding them")
+    found = {role: resolve_file(model, entry, explicit, download, progress) for role, entry in entries.items()}
+    if not found:
+        return None
+    return found[None] if None in found else found
+
+
+def resolve_file(model, entry, explicit=None, download=True, progress=True):
+    """Path of one verified weight file (a card file entry)."""
     if explicit:
         path = Path(explicit)
         if path.is_dir():
@@ -87,15 +125,79 @@ def fetch(url, target, expected, progress=True):
     return target
 
 
-def load_state_dict(path):
-    """torch.load with weights_only=True: a pickle that would run code is refused."""
+def load(model, variant=None, resolved=None):
+    """What Model.load_weights receives for resolve()'s result: a state dict (single file), {role: state dict}
+    (files) or None (no weights)."""
+    entries = files(model, variant)
+    if resolved is None:
+        return None
+    if isinstance(resolved, dict):
+        return {role: read(resolved[role], entries[role], model.card_path) for role in entries}
+    return read(resolved, entries[None], model.card_path)
+
+
+def read(path, entry, card="card"):
+    """One weights file as its entry says: format, key and pickle_globals (see the module's docstring)."""
+    if entry.get("format", "torch") == "hdf5":
+        state = load_hdf5(path)
+    else:
+        state = load_state_dict(path, allowed_globals(entry.get("pickle_globals") or [], card))
+    key = entry.get("key")
+    if key is not None:
+        if key not in state:
+            raise ZooError(f"{path}: no '{key}' in the checkpoint (the card's key; it holds: "
+                           f"{', '.join(map(str, list(state)[:8]))})")
+        state = state[key]
+        if not isinstance(state, dict):
+            raise ZooError(f"{path}: '{key}' holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def allowed_globals(names, card="card"):
+    """The classes named in a file entry's pickle_globals (dotted import paths)."""
+    found = []
+    for name in names:
+        module, _, attribute = name.rpartition(".")
+        try:
+            found.append(getattr(importlib.import_module(module), attribute))
+        except (ImportError, AttributeError, ValueError):
+            raise ZooError(f"{card}: weights: pickle_globals: cannot import '{name}'") from None
+    return found
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def load_hdf5(path):
+    """An HDF5 file (Keras .h5 weights) as a flat {"group/.../dataset": numpy array} dict."""
+    import h5py
+
+    state = {}
+    try:
+        with h5py.File(path, "r") as handle:
+            handle.visititems(lambda name, item: state.__setitem__(name, item[()])
+                              if isinstance(item, h5py.Dataset) else None)
+    except OSError as exc:
+        raise ZooError(f"{path}: not a readable HDF5 weights file ({str(exc).splitlines()[0]})") from None
+    if not state:
+        raise ZooError(f"{path}: the HDF5 file holds no datasets")
+    return state
+
+
+def load_state_dict(path, allowed=()):
+    """torch.load with weights_only=True: a pickle that would run code is refused; `allowed`: classes the
+    unpickler may construct besides tensors and containers (a card's pickle_globals)."""
     import pickle
     import zipfile
 
     import torch
 
+    with open(path, "rb") as handle:
+        if handle.read(8) == HDF5_SIGNATURE:
+            raise ZooError(f"{path}: an HDF5 file, not a torch checkpoint (the card's file entry needs format: hdf5)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(allowed)):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe pickle"
         raise ZooError(f"{path}: refused to load (weights_only=True): {first}") from None
@@ -108,17 +210,24 @@ def load_state_dict(path):
 
 
 def import_folder(model, folder):
-    """Copy verified weights from a folder into the user cache (for `modelzoo weights import`)."""
+    """Copy verified weights from a folder into the user cache (for `modelzoo weights import`); returns
+    [(variant or variant/role, target)]."""
     copied = []
-    for variant, entry in model.card["weights"].items():
-        for source in (Path(folder) / model.name / entry["file"], Path(folder) / entry["file"]):
-            if source.is_file():
-                verify(source, entry["sha256"])
-                target = paths.cache_dir() / "weights" / model.name / entry["file"]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_suffix(".part")
-                shutil.copyfile(source, partial)
-                os.replace(partial, target)
-                copied.append((variant, target))
-                break
+    for variant in model.variants:
+        for role, entry in files(model, variant).items():
+            label = f"{variant}/{role}" if role else variant
+            copied += _import_file(model, folder, entry, label)
     return copied
+
+
+def _import_file(model, folder, entry, label):
+    for source in (Path(folder) / model.name / entry["file"], Path(folder) / entry["file"]):
+        if source.is_file():
+            verify(source, entry["sha256"])
+            target = paths.cache_dir() / "weights" / model.name / entry["file"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".part")
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
+            return [(label, target)]
+    return []

@@ -19,17 +19,17 @@ needs_ncnn = pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("n
 
 
 def raw_state(model, variant=None):
-    """A variant's official weight file from ../shared as a state dict (never downloaded)."""
+    """A variant's official weights from ../shared (never downloaded), as Model.load_weights receives them: a
+    state dict, {role: state dict} for a `files` variant, None for a variant without weights."""
     from modelzoo import weights
 
-    return weights.load_state_dict(weights.resolve(model, variant, download=False))
+    return weights.load(model, variant, weights.resolve(model, variant, download=False))
 
 
 def loaded(model, variant=None):
     """The plugin's network for `variant` with its official weights loaded through the plugin, in eval mode."""
-    network = model.network(variant or model.default_variant)
-    model.load_weights(network, raw_state(model, variant))
-    return network.eval()
+    variant = variant or model.default_variant
+    return model.with_weights(variant, raw_state(model, variant), f"{model.name}/{variant}")
 
 
 def official_module(name, path):

@@ -33,12 +33,12 @@ def evaluate(cli, root, results, *extra):
 def test_results_validate_and_repeat_exactly(cli, subset, tmp_path):
     first = evaluate(cli, subset, tmp_path / "a")
     second = evaluate(cli, subset, tmp_path / "b")
-    for protocol in ("zoo", "paper"):  # the same scores; each entry's provenance has its own date
+    for protocol in ("zoo", "paper", "gt-mean"):  # the same scores; each entry's provenance has its own date
         assert {k: first["metrics"][protocol][k] for k in ("protocol", "mean", "images")} == \
             {k: second["metrics"][protocol][k] for k in ("protocol", "mean", "images")}
     saved = tmp_path / "a" / "eval-lol-eval15-fp32-onnxruntime.json"
     assert documents.errors(json.loads(saved.read_text()), "results", "r") == []
-    assert set(first["metrics"]) == {"zoo", "paper"}
+    assert set(first["metrics"]) == {"zoo", "paper", "gt-mean"}  # the card's two, the task's GT-mean
     assert sorted(first["metrics"]["zoo"]["images"]) == sorted(NAMES)
     provenance = first["provenance"]
     assert provenance["weights_sha256"].startswith("e223ec9e")
@@ -138,7 +138,7 @@ def test_the_engine_names_no_metric():
 
     from conftest import ROOT
 
-    word = re.compile(r"\b(psnr|ssim)\b", re.IGNORECASE)
+    word = re.compile(r"\b(psnr|ssim|niqe|brisque)\b", re.IGNORECASE)
     files = [p for folder in ("modelzoo", "schemas") for p in (ROOT / folder).rglob("*")
              if p.suffix in (".py", ".j2", ".json") and p != ROOT / "modelzoo" / "metrics.py"]
     named = [f"{p.relative_to(ROOT)}:{n}" for p in files for n, line in enumerate(p.read_text().splitlines(), 1)
@@ -151,7 +151,8 @@ def test_the_lowlight_evaluator_declares_its_metrics():
     from modelzoo.plugins import registry
 
     metrics = for_task(registry(), "low-light-image-enhancement").metrics
-    assert [(m.name, m.unit, m.higher_is_better) for m in metrics] == [("psnr", "dB", True), ("ssim", "", True)]
+    assert [(m.name, m.unit, m.higher_is_better, m.needs_reference) for m in metrics] == [
+        ("psnr", "dB", True, True), ("ssim", "", True, True), ("niqe", "", False, False), ("brisque", "", False, False)]
     assert all(m.description for m in metrics)
 
 

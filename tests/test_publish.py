@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import browser
 from conftest import LOL, PAIRLIE_WEIGHTS, ROOT
 from modelzoo import frontmatter, imaging
 from modelzoo import publish as engine
@@ -34,8 +35,8 @@ def tree(folder):
 
 
 def published_part(folder):
-    """The files publish owns under a docs folder: index.html and everything under models/."""
-    return {f for f in tree(folder) if f == "index.html" or f.startswith("models/")}
+    """The files publish owns under a docs folder: index.html, gallery.html and everything under models/."""
+    return {f for f in tree(folder) if f in ("index.html", "gallery.html") or f.startswith("models/")}
 
 
 def test_committed_docs_are_fresh(generated):
@@ -211,6 +212,51 @@ def test_pages_render_in_headless_chromium(page, tmp_path):
     pixels = imaging.read_rgb(shot)
     assert pixels.shape[:2] == (2000, 1280)
     assert pixels.std() > 10, "the screenshot is blank"
+
+
+SORT_AND_FILTER = """
+var rows = function () { return Array.prototype.map.call(doc.querySelectorAll("#models tbody tr"),
+    function (r) { return r.cells[0].getAttribute("data-value"); }); };
+var visible = function () { return Array.prototype.filter.call(doc.querySelectorAll("#models tbody tr"),
+    function (r) { return !r.hidden; }).map(function (r) { return r.getAttribute("data-commercial"); }); };
+var heading = doc.querySelectorAll("#models thead th")[1];
+var before = rows();
+heading.click();
+var ascending = rows();
+heading.click();
+var descending = rows();
+var box = doc.getElementById("commercial-only");
+box.click();
+var filtered = visible();
+box.click();
+return {before: before, ascending: ascending, descending: descending, filtered: filtered, all: visible(),
+        values: Array.prototype.map.call(doc.querySelectorAll("#models tbody tr"),
+            function (r) { return r.cells[1].getAttribute("data-value"); })};
+"""
+
+
+@pytest.mark.skipif(browser.chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_index_sorts_and_filters_in_chromium(tmp_path):
+    """The committed index in a real browser: every image loads, no console message, a click on the first score
+    heading sorts the rows by it (again: the other way), the licence filter hides every non-commercial row."""
+    result, console = browser.check_page(DOCS / "index.html", SORT_AND_FILTER, tmp_path)
+    assert console == [], console
+    assert result["images"] and all(image["loaded"] for image in result["images"]), result["images"]
+    checked = result["checked"]
+    assert sorted(checked["before"]) == sorted(checked["ascending"]) and checked["ascending"] != checked["before"]
+    assert checked["descending"] == list(reversed(checked["ascending"]))
+    assert checked["filtered"] and set(checked["filtered"]) == {"yes"}
+    assert len(checked["all"]) == len(checked["before"]) > len(checked["filtered"])
+    scores = [float(v) for v in checked["values"] if v]
+    assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.skipif(browser.chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.parametrize("page", ["gallery.html", "models/pairlie.html"])
+def test_pages_load_every_image_in_chromium(page, tmp_path):
+    result, console = browser.check_page(DOCS / page, "return doc.title;", tmp_path)
+    assert console == [], console
+    assert len(result["images"]) >= 4 and all(image["loaded"] for image in result["images"]), result["images"]
 
 
 @pytest.mark.parametrize("doc, name, make", [("performance.md", "bench", "bench_tables"),

@@ -25,5 +25,12 @@ class Backend:
         raise NotImplementedError
 
     def load(self, job, threads=0):
-        """A session for a compiled artifact: an object with run(x: float32 NCHW) -> list of numpy outputs."""
+        """A session for a compiled artifact: an object with run(x: float32 NCHW, inputs=None) -> list of numpy
+        outputs, where `inputs` are the card's runtime inputs ({name: float32 array of shape [1]}, card order)."""
         raise NotImplementedError
+
+
+def feed(session, x, inputs=None):
+    """session.run for the image and the runtime inputs; a model without runtime inputs calls run(x) only, so a
+    plugin backend written before runtime inputs existed keeps working."""
+    return session.run(x, inputs) if inputs else session.run(x)

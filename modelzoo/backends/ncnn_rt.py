@@ -16,7 +16,8 @@ Build options (a build yaml's backend.compile, or `options=` to modelzoo.compile
 
 Parity gate: Winograd changes rounding, so the bound (PARITY_LIMIT) is looser than the ONNX export's; the
 measured figure is kept in the artifact manifest's report as `parity`.
-Blob names follow pnnx: the input is `in0`, the outputs `out0`, `out1`, ... in the deploy module's order.
+Blob names follow pnnx: the image is `in0`, the card's runtime inputs `in1`, `in2`, ... (each a 1-D blob of one
+value), the outputs `out0`, `out1`, ... in the deploy module's order.
 """
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ import numpy as np
 
 from modelzoo.backends import Backend
 from modelzoo.errors import ZooError
+from modelzoo.export import example_inputs, torch_outputs
 from modelzoo.padding import padded
 
 PARITY_LIMIT = 2e-3
@@ -70,7 +72,8 @@ class Ncnn(Backend):
             return self.reuse_static(job)
         module = job.torch_module()
         shape = [1, *job.shape[1:]]  # ncnn has no batch axis: sessions loop over N
-        example = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+        image, inputs = example_inputs(job, shape)
+        args = (torch.from_numpy(image), *(torch.from_numpy(v) for v in inputs.values()))
         with tempfile.TemporaryDirectory(prefix="modelzoo-pnnx-") as scratch:
             scratch = Path(scratch)
             traced_path = scratch / "traced.pt"
@@ -78,7 +81,7 @@ class Ncnn(Backend):
                 warnings.simplefilter("ignore")
                 # Frozen: parameters become constants and shared sub-modules (SCI's blocks) are inlined, which
                 # pnnx turns into plain ncnn layers (unfrozen, it leaves a shared nn.Conv2d unconverted).
-                traced = torch.jit.freeze(torch.jit.trace(module, example, check_trace=False).eval())
+                traced = torch.jit.freeze(torch.jit.trace(module, args, check_trace=False).eval())
             traced.save(str(traced_path))
             # compile.second_shape: a second input size tells pnnx which dimensions vary, so reshapes that
             # depend on H and W (IAT's token count) stay symbolic; the parity check below tries a third size.
@@ -86,11 +89,11 @@ class Ncnn(Backend):
             other = [1, shape[1], *(padded(side // 2 + 1, job.model.multiple_of) for side in shape[2:])] \
                 if job.options.get("second_shape") else None
             convert(traced_path, shape, job.workdir / FILES[0], job.workdir / FILES[1], fp16=job.dtype == "fp16",
-                    label=job.label, other_shape=other)
+                    label=job.label, other_shape=other, extra_inputs=len(inputs))
         unknown = unconverted(job.workdir / FILES[0])
         if unknown:
             raise ZooError(f"{job.label}: pnnx left layers ncnn cannot run: {', '.join(unknown[:5])}")
-        job.report["parity"] = self.parity(job, module, example.numpy())
+        job.report["parity"] = self.parity(job, module, image)
         from modelzoo.compile import versions
 
         job.report["versions"] = versions("ncnn", "pnnx")
@@ -129,12 +132,11 @@ class Ncnn(Backend):
                 "options": {k: job.options.get(k) for k in ("winograd", "packing") if k in job.options}}
 
     def compare(self, job, module, session, example):
-        """Max abs difference between torch and an ncnn session on one input; ZooError on a shape mismatch."""
-        import torch
-
-        with torch.inference_mode():
-            expected = [o.numpy() for o in module(torch.from_numpy(example))]
-        actual = session.run(example)
+        """Max abs difference between torch and an ncnn session on one input (runtime inputs at their defaults);
+        ZooError on a shape mismatch."""
+        inputs = job.model.runtime_arrays()
+        expected = torch_outputs(module, example, inputs)
+        actual = session.run(example, inputs)
         if len(actual) != len(expected):
             raise ZooError(f"{job.label}: ncnn returned {len(actual)} outputs, torch {len(expected)}")
         for a, e in zip(actual, expected):
@@ -168,14 +170,15 @@ class Ncnn(Backend):
         return NcnnSession(net, len(job.model.card["outputs"]))
 
 
-def convert(traced, shape, param, binary, fp16, label="", other_shape=None):
+def convert(traced, shape, param, binary, fp16, label="", other_shape=None, extra_inputs=0):
     """Run the pnnx converter on a saved TorchScript trace; side files stay in the trace's folder."""
     from pnnx import EXEC_PATH
 
     folder = Path(traced).parent
-    shapes = [f"inputshape=[{','.join(map(str, shape))}]f32"]
+    extra = ",[1]f32" * extra_inputs  # runtime inputs: one float each
+    shapes = [f"inputshape=[{','.join(map(str, shape))}]f32{extra}"]
     if other_shape:
-        shapes.append(f"inputshape2=[{','.join(map(str, other_shape))}]f32")
+        shapes.append(f"inputshape2=[{','.join(map(str, other_shape))}]f32{extra}")
     command = [EXEC_PATH, str(traced), *shapes, "device=cpu",
                f"fp16={1 if fp16 else 0}", f"ncnnparam={param}", f"ncnnbin={binary}",
                f"ncnnpy={folder / 'model_ncnn.py'}", f"pnnxparam={folder / 'model.pnnx.param'}",
@@ -206,10 +209,11 @@ class NcnnSession:
     def __init__(self, net, outputs):
         self.net, self.outputs = net, outputs
 
-    def run(self, x):
+    def run(self, x, inputs=None):
         import ncnn
 
         x = np.asarray(x, dtype=np.float32)
+        extras = [np.ascontiguousarray(v, dtype=np.float32).reshape(1) for v in (inputs or {}).values()]
         if x.ndim != 4:
             raise ZooError(f"ncnn: expected an NCHW input, got shape {list(x.shape)}")
         per_image = []
@@ -219,6 +223,8 @@ class NcnnSession:
             # clone: a Mat wrapping numpy memory has no reference count, and an in-place first layer (UnaryOp
             # square, ReLU) reading the input blob crashes extract() with a segfault
             extractor.input("in0", ncnn.Mat(image).clone())
+            for index, value in enumerate(extras, start=1):
+                extractor.input(f"in{index}", ncnn.Mat(value).clone())
             outputs = []
             for index in range(self.outputs):
                 status, mat = extractor.extract(f"out{index}")

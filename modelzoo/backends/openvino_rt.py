@@ -77,6 +77,6 @@ class OpenVINOSession:
         self.compiled = compiled
         self.request = compiled.create_infer_request()
 
-    def run(self, x):
-        results = self.request.infer({0: x})
+    def run(self, x, inputs=None):
+        results = self.request.infer({0: x, **(inputs or {})})  # runtime inputs by name
         return [results[output] for output in self.compiled.outputs]

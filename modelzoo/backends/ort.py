@@ -47,5 +47,5 @@ class OrtSession:
         self.session = session
         self.input = session.get_inputs()[0].name
 
-    def run(self, x):
-        return self.session.run(None, {self.input: x})
+    def run(self, x, inputs=None):
+        return self.session.run(None, {self.input: x, **(inputs or {})})

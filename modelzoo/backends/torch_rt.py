@@ -83,15 +83,16 @@ class TorchSession:
     def __init__(self, module, device, dtype, channels_last=False):
         self.module, self.device, self.dtype, self.channels_last = module, device, dtype, channels_last
 
-    def run(self, x):
+    def run(self, x, inputs=None):
         import torch
 
         with torch.inference_mode():
+            extras = [torch.from_numpy(v).to(self.device, self.dtype) for v in (inputs or {}).values()]  # card order
             tensor = torch.from_numpy(np.ascontiguousarray(x))
             if self.device != "cpu":
                 tensor = tensor.pin_memory().to(self.device, non_blocking=True)
             tensor = tensor.to(dtype=self.dtype)
             if self.channels_last:
                 tensor = tensor.contiguous(memory_format=torch.channels_last)
-            outputs = self.module(tensor)
+            outputs = self.module(tensor, *extras)
             return [o.float().contiguous().cpu().numpy() for o in outputs]

@@ -47,8 +47,9 @@ def eval_command(model, all_models, dataset, build, backend, protocol, variant, 
         raise click.UsageError("--save writes into the model's results/ folder; it cannot be combined with --results")
     if all_models == bool(model):
         raise ZooError("name a MODEL or pass --all")
-    models = [reg.model(model)] if model else [m for m in reg.models.values()
-                                               if not dataset or dataset in m.card["datasets"]]
+    task = reg.dataset(dataset).task if dataset else None
+    models = [reg.model(model)] if model else [m for m in reg.models.values() if not dataset or
+                                               dataset in m.card["datasets"] or task == m.card["task"]]
     jobs = []
 
     def results_folder(m):

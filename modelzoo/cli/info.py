@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from modelzoo import leaderboard
 from modelzoo.cli import cli, complete, emit_json, table, warn_problems
 from modelzoo.errors import EXIT_ERROR, ZooError
 from modelzoo.plugins import registry
@@ -13,16 +14,29 @@ from modelzoo.plugins import registry
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def list_models(as_json):
-    """Registered models."""
+    """Registered models, with the headline scores of the published index (default weights, reference build;
+    ↑ higher is better, ↓ lower) and the latency of each one's fastest accurate build."""
     warn_problems()
-    models = registry().models.values()
-    rows = [{"name": m.name, "title": m.card["title"], "task": m.card["task"], "license": m.card["license"]["id"],
-             "use": m.card["license"]["use"], "builds": m.builds, "variants": m.variants, "plugin": m.plugin}
-            for m in models]
+    reg = registry()
+    board = leaderboard.table(reg)
+    columns = board["columns"]
     if as_json:
-        return emit_json(rows)
-    click.echo(table([[r["name"], r["title"], r["task"], f"{r['license']} ({r['use']})", ",".join(r["builds"]),
-                       r["plugin"]] for r in rows], ["name", "title", "task", "license", "builds", "plugin"]))
+        return emit_json([{"name": r["name"], "title": r["title"], "task": reg.model(r["name"]).card["task"],
+                           "license": r["license"], "commercial": r["commercial"], "variant": r["variant"],
+                           "builds": reg.model(r["name"]).builds, "variants": reg.model(r["name"]).variants,
+                           "plugin": reg.model(r["name"]).plugin, "params": r["params"], "fastest": r["fastest"],
+                           "scores": {c.key: v for c, v in zip(columns, r["values"])}} for r in board["rows"]])
+    headers = ["name"] + [short_heading(c) for c in columns] + [f"ms/img ({board['isa'] or '-'})", "licence"]
+    rows = [[r["name"], *(c.metric.format(v) for c, v in zip(columns, r["values"])),
+             f"{r['fastest']['p50']:.1f}" if r["fastest"] else "-", f"{r['license']} ({r['commercial']})"]
+            for r in board["rows"]]
+    click.echo(table(rows, headers))
+
+
+def short_heading(column):
+    """'lol-eval15 PSNR↑', 'dicm NIQE↓': the terminal has no room for units."""
+    protocol = "" if column.protocol == "zoo" else f" {column.protocol}"
+    return f"{column.dataset}{protocol} {column.metric.label}{'↑' if column.metric.higher_is_better else '↓'}"
 
 
 @cli.command()
@@ -40,7 +54,7 @@ def info(model, as_json):
         ("paper", f"{c['paper']['title']} ({c['paper']['venue']} {c['paper']['year']})"),
         ("source", f"{c['source']['repo']} @ {c['source']['branch']} {c['source']['commit'][:12]}"),
         ("license", f"{c['license']['id']} ({c['license']['use']})"),
-        ("weights", ", ".join(f"{k}: {v['file']} sha256 {v['sha256'][:12]}…" for k, v in c["weights"].items())),
+        ("weights", ", ".join(f"{k}: {files(v)}" for k, v in c["weights"].items())),
         ("input", f"{'x'.join(map(str, c['input']['shape']))} {c['input']['dtype']} {c['input']['layout']} "
                   f"{c['input']['color']} in {c['input']['range']}"),
         ("outputs", ", ".join(f"{o['name']} ({o['channels']} ch)" for o in c["outputs"])),
@@ -57,6 +71,13 @@ def info(model, as_json):
         rows.append((f"reported: {r['label']}", f"{scores} ({r['protocol']})"))
     click.echo(table(rows, ["field", "value"]))
 
+
+
+def files(variant):
+    """A weights variant's files for the table: file and sha256 prefix (role=file for several)."""
+    entries = variant.get("files") or ({"": variant} if "file" in variant else {})
+    return "; ".join(f"{role + '=' if role else ''}{e['file']} sha256 {e['sha256'][:12]}…"
+                     for role, e in entries.items()) or "no weights"
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from modelzoo import compile as compiler
-from modelzoo.api import DEFAULT_TILE
+from modelzoo.tiling import DEFAULT_TILE
 from modelzoo.cli import cli, complete, emit_json, quiet_logs, table
 from modelzoo.errors import EXIT_PARTIAL, ZooError
 from modelzoo.plugins import registry
@@ -70,7 +70,7 @@ def engine_options(function):
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG and WebP quality.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Post-processing parameter, e.g. --set gamma=0.14.")
+              help="Post-processing parameter or runtime input of the card, e.g. --set gamma=0.14.")
 @click.option("--resume", is_flag=True, help="Skip inputs whose output already exists.")
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Write the JSON report here too.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse images above this many pixels.")
@@ -93,7 +93,7 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
     import os
 
     from modelzoo import imaging, runner
-    from modelzoo.evaluate import for_task
+    from modelzoo.evaluate import for_task, protocols_for
 
     if resize and native:
         raise click.UsageError("--resize and --native contradict each other; --native is the default")
@@ -104,7 +104,7 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
         ray_engine.require()
     quiet_logs(quiet)
     m = registry().model(model)
-    overrides = m.check_params(parse_overrides(overrides))  # a misspelt --set fails before any work
+    overrides, inputs = m.settings(parse_overrides(overrides))  # a misspelt --set fails before any work
     if max_pixels:
         os.environ["MODELZOO_MAX_PIXELS"] = str(max_pixels)
     if datalist is not None:
@@ -132,11 +132,11 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
         enhancer = api.open_enhancer(m, build, backend, variant, weights, workspace=workspace, native=native,
                                  threads=threads)
         job, session = enhancer.job, enhancer.session
-    chosen = m.protocol(protocol)
+    chosen = protocols_for(m, protocol or next(iter(m.card["protocols"])), for_task(registry(), m.card["task"]))[0]
     params = {**(chosen[1]["postprocess"] if protocol else {}), **overrides}
     request = runner.Request(m, session, native=native, params=params, overrides=overrides, output=output,
                              format=fmt, quality=quality, resume=resume, progress=not quiet and not as_json,
-                             tile=tile if native else 0)
+                             tile=tile if native else 0, inputs=inputs)
     if npz_out:
         from modelzoo.evaluate import save_npz_outputs
 
@@ -149,6 +149,8 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
         ray_engine.run_with_ray(request, files, job, threads=threads, address=address, workers=workers)
     summary = {"model": m.name, "build": job.build, "backend": job.backend.name, "dtype": job.dtype,
                "native": native, "output": str(output), **result}
+    if m.runtime_inputs:
+        summary["runtime_inputs"] = m.runtime_values(inputs)
     if reference:
         summary["protocol"] = chosen[0]
         summary["mean"] = result["mean"].get(chosen[0], {})
