@@ -80,6 +80,8 @@ def bench_rows(model, isa):
 
 def runnable(model, build, backend, registry):
     runtime = registry.backends.get(backend)
+    if model.unsupported(backend):
+        return False
     spec = documents.load(model.build_path(build), "build")["backend"]
     return runtime is not None and not runtime.missing(spec) and spec["dtype"] in runtime.dtypes
 
@@ -129,6 +131,8 @@ def choose(model, registry=None, measure=True):
     registry = registry or default_registry()
     first, default_backend = reference_key(model)
     metrics = for_task(registry, model.card["task"]).metrics
+    if len(model.builds) == 1:
+        return Choice(first, default_backend, f"using {first} on {default_backend}: the card's only build")
     candidates_here = candidates(model, registry)
     machine = this_machine()
     if not candidates_here:

@@ -79,6 +79,9 @@ def prepare(model, build=None, backend=None, variant=None, weights_path=None, na
     spec = documents.load(spec_path, "build")
     name = build if not build.endswith((".yaml", ".yml")) else Path(build).stem
     backend_name = backend or spec["backend"]["type"]
+    if model.unsupported(backend_name):
+        raise ZooError(f"{model.card_path}: unsupported.{backend_name}: {model.name} cannot run on {backend_name}: "
+                       f"{model.unsupported(backend_name)}")
     if backend_name not in registry.backends and backend_name in VENDOR_BACKENDS:
         raise ZooError(f"{spec_path}: backend.type: '{backend_name}' is {VENDOR_BACKENDS[backend_name]}, which is "
                        f"not installed here; available backends: {', '.join(sorted(registry.backends))} "
@@ -104,7 +107,8 @@ def select_builds(model, build, backend=None, registry=None):
     """(build names to run, [skip reasons]) for a build name or 'all'.
 
     With 'all', a build written for another backend than the card's first build (e.g. an ncnn yaml) is not
-    re-run on --backend; builds whose runtime is missing here are skipped with the install hint.
+    re-run on --backend; builds whose runtime is missing here are skipped with the install hint, and those on a
+    backend the card declares unsupported with the card's reason.
     """
     from modelzoo.plugins import registry as default_registry
 
@@ -118,6 +122,8 @@ def select_builds(model, build, backend=None, registry=None):
         written_for, runtime = spec["type"], backend or spec["type"]
         if backend and written_for not in (backend, default):
             skipped.append(f"{model.name}/{name}: written for {written_for}, not run on {backend}")
+        elif model.unsupported(runtime):
+            skipped.append(f"{model.name}/{name}: {model.name} cannot run on {runtime}: {model.unsupported(runtime)}")
         elif runtime not in registry.backends:
             skipped.append(f"{model.name}/{name}: backend {runtime} is not available here")
         elif registry.backends[runtime].missing(spec):

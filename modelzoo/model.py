@@ -119,7 +119,8 @@ class Model:
 
     def build_path(self, build):
         if build not in self.card["builds"]:
-            raise ZooError(f"{self.card_path}: builds: no build '{build}' (have: {', '.join(self.builds)})")
+            note = f"; {self.card['builds_note']}" if self.card.get("builds_note") else ""
+            raise ZooError(f"{self.card_path}: builds: no build '{build}' (have: {', '.join(self.builds)}){note}")
         return self.path(f"builds.{build}", self.card["builds"][build])
 
     def results_dir(self):
@@ -141,6 +142,10 @@ class Model:
 
     def input_shape(self):
         return list(self.card["input"]["shape"])
+
+    def unsupported(self, backend):
+        """Why this model cannot run on `backend` (card unsupported), or None."""
+        return (self.card.get("unsupported") or {}).get(backend)
 
     @property
     def multiple_of(self):

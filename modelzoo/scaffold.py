@@ -5,7 +5,9 @@ source commit, licence, weights, complexity) is a schema-valid placeholder marke
 passes from the first minute and the generated test's failure points at the one thing left to write: net.py.
 
 Layout: `models/NAME/` plus `tests/models/test_NAME.py` in a checkout; with `dest`, the folder is `dest` itself
-and the test goes inside it unless `tests` says where.
+and the test goes inside it unless `tests` says where. With `network` (a registered model), the plugin is a
+weights-only sibling that reuses that model's network (card `network:`): no net.py, a plugin that registers the
+card, vdsp params at that model's input size.
 """
 import os
 import re
@@ -23,6 +25,13 @@ FOLDER_FILES = {  # template -> path inside the model folder
     "__init__.py.j2": "__init__.py",
     "net.py.j2": "net.py",
     "plugin.py.j2": "plugin.py",
+}
+SIBLING_FILES = {  # a weights-only sibling (--network OTHER)
+    "sibling_card.yaml.j2": "card.yaml",
+    "fp32.yaml.j2": "build/fp32.yaml",
+    "vdsp_params.json.j2": "vdsp_params.json",
+    "__init__.py.j2": "__init__.py",
+    "sibling_plugin.py.j2": "plugin.py",
 }
 
 
@@ -91,8 +100,9 @@ def plan(name, dest=None, tests=None, registered=()):
     return Scaffold(name, module, folder.resolve(), test.resolve())
 
 
-def render(scaffold, title=None, task=TASKS[0], height=400, width=600):
-    """{relative path or absolute test path: text} for every file, rendered from the templates."""
+def render(scaffold, title=None, task=TASKS[0], height=400, width=600, network=None):
+    """{relative path or absolute test path: text} for every file, rendered from the templates; `network`: the
+    base Model of a weights-only sibling."""
     import jinja2
 
     if task not in TASKS:
@@ -101,23 +111,29 @@ def render(scaffold, title=None, task=TASKS[0], height=400, width=600):
                                      undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                                      autoescape=False)
     model_class = class_name(scaffold.name)
+    if network is not None:
+        height, width = network.input_shape()[2:]
     context = {
         "name": scaffold.name, "module": scaffold.module, "title": title or model_class, "task": task,
         "height": height, "width": width, "model_class": model_class, "network_class": f"{model_class}Net",
         "net_label": f"{display(scaffold.folder)}/net.py",
         "folder_from_test": Path(os.path.relpath(scaffold.folder, scaffold.test.parent)).as_posix(),
+        "network": network.name if network is not None else None,
     }
-    files = {target: environment.get_template(source).render(context) for source, target in FOLDER_FILES.items()}
-    files[scaffold.test] = environment.get_template("test_model.py.j2").render(context)
+    sources = SIBLING_FILES if network is not None else FOLDER_FILES
+    files = {target: environment.get_template(source).render(context) for source, target in sources.items()}
+    test = "test_sibling.py.j2" if network is not None else "test_model.py.j2"
+    files[scaffold.test] = environment.get_template(test).render(context)
     return files
 
 
-def create(name, dest=None, tests=None, title=None, task=TASKS[0], registered=()):
-    """Write the plugin folder and its test; returns the Scaffold (its `written` lists the files)."""
+def create(name, dest=None, tests=None, title=None, task=TASKS[0], registered=(), network=None):
+    """Write the plugin folder and its test; returns the Scaffold (its `written` lists the files). `network`: the
+    registered Model whose network a weights-only sibling reuses."""
     from modelzoo.validation import validate_file
 
     scaffold = plan(name, dest, tests, registered)
-    files = render(scaffold, title=title, task=task)
+    files = render(scaffold, title=title, task=task, network=network)
     for target, text in files.items():
         path = Path(target) if Path(target).is_absolute() else scaffold.folder / target
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -85,3 +85,19 @@ def test_hyphenated_names_become_importable_modules(cli, tmp_path):
     test_source = (tests / "test_my_net.py").read_text()
     assert '"../my_net"' in test_source and "class MyNetNet" in (tmp_path / "my_net" / "net.py").read_text()
     assert validate_file(tmp_path / "my_net" / "card.yaml")[0] == []
+
+
+def test_a_weights_only_sibling_reuses_the_network(cli, tmp_path):
+    folder = tmp_path / "dce-retrained"
+    result = cli("new", "dce-retrained", "--network", "zero-dce", "--dest", folder)
+    assert result.exit_code == 0, result.output
+    assert not (folder / "net.py").exists()
+    card = (folder / "card.yaml").read_text()
+    assert "network: zero-dce" in card and "input:" not in card
+    assert "register(Model(" in (folder / "plugin.py").read_text()
+    problems, checked = validate_file(folder / "card.yaml")
+    assert problems == [] and checked == 3
+    for module in ("plugin.py", "test_dce_retrained.py"):
+        ast.parse((folder / module).read_text())
+    unknown = cli("new", "dce-other", "--network", "no-such-model", "--dest", tmp_path / "other")
+    assert unknown.exit_code == 1 and "unknown model 'no-such-model'" in unknown.output

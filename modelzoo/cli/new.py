@@ -16,11 +16,15 @@ from modelzoo.plugins import registry
 @click.option("--title", default=None, help="The card's title (default: NAME capitalised).")
 @click.option("--task", type=click.Choice(["low-light-image-enhancement", "image-to-image"]),
               default="low-light-image-enhancement", show_default=True)
-def new(name, dest, tests, title, task):
+@click.option("--network", default=None, metavar="MODEL",
+              help="A weights-only sibling: reuse this registered model's network (card network: MODEL), no net.py.")
+def new(name, dest, tests, title, task, network):
     """Scaffold a model plugin: card, build yaml, vdsp params, net.py, plugin.py and a test."""
     from modelzoo import scaffold
 
-    made = scaffold.create(name, dest=dest, tests=tests, title=title, task=task, registered=set(registry().models))
+    base = registry().model(network) if network else None
+    made = scaffold.create(name, dest=dest, tests=tests, title=title, task=task, registered=set(registry().models),
+                           network=base)
     for path in made.written:
         click.echo(f"created {scaffold.display(path)}")
     entry, package = made.pyproject_lines()
@@ -30,6 +34,10 @@ def new(name, dest, tests, title, task):
     if dest is not None:
         click.echo(f"  (the package line assumes the folder is models/{made.module}; move it there first)")
     click.echo("then run\n  pip install -e .")
+    if base is not None:
+        click.echo(f"and replace the TODOs in card.yaml until `pytest {scaffold.display(made.test)}` passes "
+                   f"(docs/adding-a-model.md, weights-only siblings).")
+        return
     click.echo(f"and write {scaffold.display(made.folder / 'net.py')} until "
                f"`pytest {scaffold.display(made.test)}` passes; replace the TODOs in card.yaml "
                f"(docs/adding-a-model.md).")
