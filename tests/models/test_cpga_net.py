@@ -88,9 +88,15 @@ def official_net(demo, cpga, variant):
 
 
 def official_output(network, x):
-    """demo.demo's test-time path for one image: the first of the get_all outputs, clamped to [0, 1]."""
-    with torch.no_grad():
-        return torch.clamp(network(x, get_all=True)[0], 0, 1)
+    """demo.demo's test-time path for one image: the first of the get_all outputs, clamped to [0, 1]. Run with
+    subnormals flushed to zero (the official lol-v1 weights hold 41,422 of them, ~1e-40): it changes nothing
+    above 1e-30 and saves ~18x CPU time."""
+    torch.set_flush_denormal(True)
+    try:
+        with torch.no_grad():
+            return torch.clamp(network(x, get_all=True)[0], 0, 1)
+    finally:
+        torch.set_flush_denormal(False)  # torch's default
 
 
 def lol_low(cpga, name):
