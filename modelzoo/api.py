@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from modelzoo import compile as compiler
-from modelzoo import imaging, runner
+from modelzoo import imaging, runner, video
 from modelzoo.errors import ZooError
 from modelzoo.tiling import DEFAULT_TILE
 
@@ -49,6 +49,13 @@ class Enhancer:
         outputs = runner.infer(self.request, pixels)
         enhanced = runner.enhance(self.request, outputs, pixels.shape[:2], self.request.params)
         return imaging.quantize(enhanced, "round")
+
+
+    def video(self, source, target, codec="h264", crf=18, smoothing=0.0, progress=None):
+        """Enhance a video file into `target` (frame timing, rotation, audio and subtitles kept; see
+        modelzoo.video); returns {"frames", "fps", "seconds", "flicker", "smoothing"}."""
+        return video.enhance_video(source, target, self, codec=codec, crf=crf, smoothing=smoothing,
+                                   progress=progress)
 
 
 def as_rgb(image):
