@@ -3,6 +3,7 @@
 `open_enhancer` is the one place a compiled session is assembled (prepare, compile if needed, load); the CLI,
 publish, the Ray engine and bench all go through it, so a library user gets exactly what `modelzoo run` does.
 """
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -49,6 +50,18 @@ class Enhancer:
         outputs = runner.infer(self.request, pixels)
         enhanced = runner.enhance(self.request, outputs, pixels.shape[:2], self.request.params)
         return imaging.quantize(enhanced, "round")
+
+    def photo(self, photo, **settings):
+        """An imaging.Photo (as `imaging.decode_photo` reads it; 16-bit pixels stay float) enhanced to float RGB
+        in [0, 1] at its size: what `modelzoo run` encodes with `imaging.encode_photo`. Keywords override the
+        post-processing parameters and runtime inputs given to `load`, checked against the card like `--set`."""
+        request = self.request
+        if settings:
+            params, inputs = self.model.settings(settings, "load():")
+            request = dataclasses.replace(request, params={**request.params, **params},
+                                          inputs={**request.inputs, **inputs})
+        outputs = runner.infer(request, photo.pixels)
+        return runner.enhance(request, outputs, photo.size, request.params)
 
 
     def video(self, source, target, codec="h264", crf=18, smoothing=0.0, progress=None):

@@ -4,7 +4,8 @@ Inputs of any common kind become RGB uint8: grayscale and palette images are exp
 channel of RGBA is dropped, 16-bit images are scaled to 8 bits, and EXIF orientation is applied. Headers are
 checked against a pixel limit before anything is decoded (decompression bombs).
 
-Photos (`read_photo` / `write_photo`, used by `modelzoo run`) keep what a photo carries besides its pixels:
+Photos (`read_photo` / `write_photo`, used by `modelzoo run`; `decode_photo` / `encode_photo`, the same from and
+to bytes, used by `modelzoo serve`) keep what a photo carries besides its pixels:
 the format, EXIF (orientation reset to 1 once the pixels are upright), an RGB ICC profile, the alpha
 channel, 16-bit depth (the pixels stay float, so nothing is rounded to 8 bits on the way) and a JPEG's
 chroma subsampling and progressive mode.
@@ -65,36 +66,41 @@ def read_rgb(path, limit=None):
 
 
 @contextlib.contextmanager
-def opened(path, limit=None):
-    """The Pillow image of `path` with only its header read (checked against the pixel limit); every decoding
-    problem inside the block becomes a one-line ZooError naming the file."""
+def opened(source, limit=None, label=None):
+    """The Pillow image of `source` (a path, or the bytes of an image file) with only its header read (checked
+    against the pixel limit); every decoding problem inside the block becomes a one-line ZooError naming
+    `label` (default: the path)."""
     limit = limit or max_pixels()
+    label = source if label is None else label
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
             width, height = image.size
             if width * height > limit:
-                raise ZooError(f"{path}: {width}x{height} is {width * height:,} pixels, above the limit of "
+                raise ZooError(f"{label}: {width}x{height} is {width * height:,} pixels, above the limit of "
                                f"{limit:,} (raise it with --max-pixels or MODELZOO_MAX_PIXELS)")
             yield image
     except FileNotFoundError:
-        raise ZooError(f"{path}: no such file") from None
+        raise ZooError(f"{label}: no such file") from None
     except PermissionError:
-        raise ZooError(f"{path}: permission denied") from None
+        raise ZooError(f"{label}: permission denied") from None
     except UnidentifiedImageError:
-        raise ZooError(f"{path}: {undecodable(path)}") from None
+        raise ZooError(f"{label}: {undecodable(source)}") from None
     except ZooError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, cv2.error) as exc:
-        raise ZooError(f"{path}: cannot decode ({one_line(exc)})") from None
+        raise ZooError(f"{label}: cannot decode ({one_line(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - damaged files make Pillow raise TypeError, IndexError, struct.error...
-        raise ZooError(f"{path}: cannot decode ({type(exc).__name__}: {one_line(exc)})") from None
+        raise ZooError(f"{label}: cannot decode ({type(exc).__name__}: {one_line(exc)})") from None
 
 
-def undecodable(path):
-    """Why Pillow could not identify a file: empty, HEIC (no decoder here), or not an image."""
+def undecodable(source):
+    """Why Pillow could not identify a file (a path or its bytes): empty, HEIC (no decoder here), or not an image."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(12)
+        if isinstance(source, bytes):
+            head = source[:12]
+        else:
+            with open(source, "rb") as handle:
+                head = handle.read(12)
     except OSError:
         head = b""
     if not head:
@@ -133,7 +139,13 @@ def read_photo(path, limit=None):
     path = Path(path)
     if path.suffix.lower() == ".npz":
         return Photo(read_npz_input(path))
-    with opened(path, limit) as image:
+    return decode_photo(path, limit)
+
+
+def decode_photo(source, limit=None, label=None):
+    """`read_photo` for a path or the bytes of an image file (e.g. an HTTP request body, named `label` in
+    errors): the same pixels and metadata, so both give the same output bytes."""
+    with opened(source, limit, label) as image:
         rawmode = image.tile[0][3] if image.tile else ""
         rawmode = rawmode[0] if isinstance(rawmode, tuple) else rawmode
         deep = ";16" in str(rawmode) or image.mode.startswith("I;16")
@@ -147,7 +159,7 @@ def read_photo(path, limit=None):
                           "progressive": bool(image.info.get("progressive"))}
         orientation = image.getexif().get(0x0112, 1)
         if deep:
-            photo.pixels, photo.alpha = decode_16bit(path, orientation)
+            photo.pixels, photo.alpha = decode_16bit(source, orientation, label)
         else:
             image.load()
             if image.mode == "CMYK":
@@ -160,11 +172,12 @@ def read_photo(path, limit=None):
         return photo
 
 
-def decode_16bit(path, orientation):
+def decode_16bit(source, orientation, label=None):
     """16-bit PNG or TIFF (Pillow would cut it to 8 bits): RGB float32 on the 0..255 scale and uint16 alpha."""
-    array = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    encoded = np.frombuffer(source, np.uint8) if isinstance(source, bytes) else np.fromfile(source, np.uint8)
+    array = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
     if array is None:
-        raise ZooError(f"{path}: cannot decode this 16-bit image")
+        raise ZooError(f"{source if label is None else label}: cannot decode this 16-bit image")
     array = oriented(array, orientation)
     if array.ndim == 2:
         array = array[:, :, None]
@@ -231,20 +244,31 @@ def output_suffix(source, fmt=None):
     return suffix if suffix in FORMATS else ".png"
 
 
+def output_format(photo, fmt=None):
+    """Pillow's name of the format an output is encoded in: --format's (png, jpg, webp, tiff), else the
+    photo's own, else PNG; for an input read from a file, `output_suffix` decides by the file's suffix."""
+    if fmt:
+        return FORMATS[OUTPUT_SUFFIXES[fmt]]
+    return photo.format if photo.format in FORMATS.values() else "PNG"
+
+
 def write_photo(path, image, photo=None, quality=95):
     """Write float RGB in [0, 1] atomically in the format of `path`'s suffix, keeping what `photo` carries:
     EXIF, ICC profile, alpha, 16-bit depth (PNG, TIFF) and a JPEG's subsampling and progressive mode."""
     path = Path(path)
+    atomic_write(path, encode_photo(image, photo, FORMATS.get(path.suffix.lower(), "PNG"), quality, label=path))
+
+
+def encode_photo(image, photo=None, fmt="PNG", quality=95, label="output"):
+    """The bytes `write_photo` writes: float RGB in [0, 1] encoded as `fmt` (Pillow's name) with what `photo`
+    carries; a one-line ZooError naming `label` when the encoder refuses."""
     photo = photo or Photo(None)
-    fmt = FORMATS.get(path.suffix.lower(), "PNG")
     try:
         if photo.bits == 16 and fmt in ("PNG", "TIFF"):
-            data = encode_16bit(image, photo, fmt)
-        else:
-            data = encode_8bit(image, photo, fmt, quality)
+            return encode_16bit(image, photo, fmt)
+        return encode_8bit(image, photo, fmt, quality)
     except (OSError, ValueError) as exc:
-        raise ZooError(f"{path}: cannot encode as {fmt} ({one_line(exc)})") from None
-    atomic_write(path, data)
+        raise ZooError(f"{label}: cannot encode as {fmt} ({one_line(exc)})") from None
 
 
 def encode_8bit(image, photo, fmt, quality):

@@ -100,4 +100,4 @@ def main():
 
 
 # Each module adds its commands to `cli`.
-from modelzoo.cli import bench, cache, compare, eval, info, new, publish, run, score  # noqa: E402,F401
+from modelzoo.cli import bench, cache, compare, eval, info, new, publish, run, score, serve  # noqa: E402,F401
