@@ -135,11 +135,12 @@ def enhance_video(source, target, enhance, codec="h264", crf=18, smoothing=0.0, 
     """
     av = require_av()
     target = Path(target)
+    encoder = encoder_name(av, codec)
     container, stream = probe(av, source, limit)
     temporary = target.with_name(f".{target.stem}.{os.getpid()}.part{target.suffix}")
     started = time.perf_counter()
     try:
-        report = transcode(av, container, stream, temporary, enhance, codec, crf, smoothing, progress)
+        report = transcode(av, container, stream, temporary, enhance, encoder, crf, smoothing, progress)
         os.replace(temporary, target)
     except av.error.FFmpegError as exc:
         raise ZooError(f"{source}: {one_line(exc)}") from None
@@ -150,15 +151,26 @@ def enhance_video(source, target, enhance, codec="h264", crf=18, smoothing=0.0, 
     return {**report, "seconds": round(seconds, 3), "fps": round(report["frames"] / seconds, 2) if seconds else None}
 
 
-def transcode(av, container, stream, temporary, enhance, codec, crf, smoothing, progress):
+def encoder_name(av, codec):
+    """The FFmpeg encoder for --codec, or a one-line error naming the choices."""
+    name = CODECS.get(codec, codec)
+    try:
+        av.Codec(name, "w")
+    except (ValueError, av.error.FFmpegError):
+        raise ZooError(f"--codec {codec}: not a video encoder of this FFmpeg build (expected one of "
+                       f"{', '.join(CODECS)} or an FFmpeg encoder name)") from None
+    return name
+
+
+def transcode(av, container, stream, temporary, enhance, encoder, crf, smoothing, progress):
     output = av.open(str(temporary), "w", format=container.format.name.split(",")[0] if
                      temporary.suffix.lower() not in (".mp4", ".mov", ".m4v", ".mkv", ".webm") else None)
     try:
-        video = output.add_stream(CODECS.get(codec, codec), rate=stream.average_rate or Fraction(25))
+        video = output.add_stream(encoder, rate=stream.average_rate or Fraction(25))
         video.width, video.height = stream.codec_context.width, stream.codec_context.height
         video.pix_fmt = "yuv420p"
         video.time_base = video.codec_context.time_base = stream.time_base  # every timestamp kept exactly (VFR)
-        if codec in ("h264", "libx264", "h265", "hevc", "libx265"):
+        if encoder in ("libx264", "libx265"):
             video.options = {"crf": str(crf)}
         rotation = first_rotation(av, container.name)
         if rotation:  # before the first packet: the header carries it
