@@ -148,7 +148,8 @@ def test_no_video_stream_and_not_a_video(cli, tmp_path):
     assert not list(out.iterdir())
 
 
-def test_unsupported_codec_and_pixel_limit(cli, folder, tmp_path):
+def test_unsupported_codec_and_pixel_limit(cli, folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELZOO_MAX_PIXELS", str(imaging.DEFAULT_MAX_PIXELS))  # --max-pixels sets it: restore
     out = tmp_path / "out"
     result = cli("run", "sci", "--input", folder / "pan.mp4", "--output", out, "--quiet", "--codec", "nonesuch")
     assert "--codec nonesuch: not a video encoder" in result.output
