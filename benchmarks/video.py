@@ -5,6 +5,8 @@ fastest build as accurate as fp32 on this CPU) enhances a clip this script makes
 panned and faded, with a 440 Hz AAC tone. Reports
   fps        frames/s of Enhancer.video end to end (decode, enhance, encode H.264 crf 18, mux audio)
   copy_fps   frames/s of the same pipeline with an identity enhancement (the decode/encode share)
+  cpu_ms_per_frame  CPU time of the process per frame (all threads), and fps_2_cores_bound = 2000 / it: the
+             frames/s two quiet cores could reach if fully used (a figure a loaded machine can still give)
   flicker    on a 320x240 2 s clip lit by a light that varies 3% frame to frame: output change / input change
   smoothed   the same with temporal smoothing 0.8
 Usage: python benchmarks/video.py [--seconds 10] [--models zero-dce-pp,sci]
@@ -69,10 +71,13 @@ def main():
         for name in names:
             enhancer = modelzoo.load(name)
             enhancer(np.zeros((720, 1280, 3), np.uint8))  # warm-up at the benchmark's size
+            cpu = time.process_time()
             report = enhancer.video(hd, work / f"{name}.mp4")
+            cpu_ms = 1000 * (time.process_time() - cpu) / report["frames"]
             plain = enhancer.video(test, work / f"{name}-t.mp4")
             smooth = enhancer.video(test, work / f"{name}-s.mp4", smoothing=0.8)
             rows.append({"model": name, "build": repr(enhancer), "fps": report["fps"], "copy_fps": copy["fps"],
+                         "cpu_ms_per_frame": round(cpu_ms, 1), "fps_2_cores_bound": round(2000 / cpu_ms, 1),
                          "flicker": round(plain["flicker"], 3), "smoothed": round(smooth["flicker"], 3)})
             print(json.dumps(rows[-1]), flush=True)
         print(f"total {time.perf_counter() - started:.0f} s")

@@ -84,7 +84,8 @@ def engine_options(function):
               help="Video quality (constant rate factor: lower is better and larger).")
 @click.option("--temporal-smoothing", "smoothing", type=click.FloatRange(0, 0.99), default=None, is_flag=False,
               flag_value=0.8, help="Videos: steady each frame's brightness decision over time (strength 0-0.99, "
-              "0.8 when given without a value); lowers flicker, motion-aware so moving content does not ghost.")
+              "0.8 when given without a value); lowers flicker from brightness decisions that jump frame to frame; "
+              "motion-aware so moving content does not ghost (see docs/video.md for its limits).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @engine_options
