@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from modelzoo import choose, imaging, runner
+from modelzoo import choose, imaging, runner, video
 from modelzoo import compile as compiler
 from modelzoo.backends import feed
 from modelzoo.errors import ZooError
@@ -73,6 +73,13 @@ class Enhancer:
                                           inputs={**request.inputs, **inputs})
         outputs = runner.infer(request, photo.pixels)
         return runner.enhance(request, outputs, photo.size, request.params)
+
+
+    def video(self, source, target, codec="h264", crf=18, smoothing=0.0, progress=None):
+        """Enhance a video file into `target` (frame timing, rotation, audio and subtitles kept; see
+        modelzoo.video); returns {"frames", "fps", "seconds", "flicker", "smoothing"}."""
+        return video.enhance_video(source, target, self, codec=codec, crf=crf, smoothing=smoothing,
+                                   progress=progress)
 
 
 def as_rgb(image):

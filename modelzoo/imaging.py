@@ -50,6 +50,10 @@ def list_images(path):
     return files
 
 
+def has_images(folder):
+    return any(p.is_file() and p.suffix.lower() in SUFFIXES for p in Path(folder).iterdir())
+
+
 def read_rgb(path, limit=None):
     """Decode an image file to RGB uint8 HxWx3, or raise ZooError with the file and the cause."""
     path = Path(path)

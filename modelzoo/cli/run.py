@@ -9,6 +9,7 @@ import click
 
 from modelzoo import api, choose, imaging, ray_engine, runner, samples
 from modelzoo import compile as compiler
+from modelzoo import video
 from modelzoo.cli import complete
 from modelzoo.cli.common import cli, emit_json, quiet_logs, table
 from modelzoo.tiling import DEFAULT_TILE
@@ -85,14 +86,24 @@ def engine_options(function):
               help="Inputs from a datalist of npz files (see `modelzoo image2npz`) instead of --input.")
 @click.option("--npz-out", type=click.Path(path_type=Path), default=None,
               help="Also save each image's raw outputs as DIR/<stem>.npz (output_0, output_1, ...).")
+@click.option("--codec", default="h264", show_default=True, help="Video codec of enhanced videos (h264, h265, vp9).")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
+              help="Video quality (constant rate factor: lower is better and larger).")
+@click.option("--temporal-smoothing", "smoothing", type=click.FloatRange(0, 0.99), default=None, is_flag=False,
+              flag_value=0.8, help="Videos: steady each frame's brightness decision over time (strength 0-0.99, "
+              "0.8 when given without a value); lowers flicker from brightness decisions that jump frame to frame; "
+              "motion-aware so moving content does not ghost (see docs/video.md for its limits).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @engine_options
 @build_options
 def run(model, input_path, output, reference, protocol, resize, native, tile, fmt, quality, overrides, resume,
-        report, max_pixels, datalist, npz_out, as_json, quiet, engine, address, workers, build, backend, variant,
-        weights, threads, workspace):
-    """Enhance an image or a folder with MODEL, each image at its own size (tiled above --tile).
+        report, max_pixels, datalist, npz_out, codec, crf, smoothing, as_json, quiet, engine, address, workers, build,
+        backend, variant, weights, threads, workspace):
+    """Enhance an image, a video or a folder of them with MODEL, each at its own size (tiled above --tile).
+
+    Videos (.mp4, .mov, .mkv, .webm, .avi) keep their frame timing, duration, rotation, audio and subtitles; the
+    flicker the enhancement adds is printed per clip (1.0: none).
 
     Without --build and --backend, the fastest build as accurate as fp32 on this CPU's instruction-set class
     is used (one line says which and why); MODELZOO_BUILD=first uses the card's first build instead.
@@ -113,8 +124,14 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
         root = samples.folder()
         input_path, reference = root / "low", reference or root / "high"
         click.echo(f"no --input: using the built-in low-light samples in {input_path}", err=True)
+    videos = video.list_videos(input_path) if datalist is None and input_path.exists() else []
     if datalist is None:
-        files = imaging.list_images(input_path)
+        files = [] if videos and (input_path.is_file() or not imaging.has_images(input_path)) else \
+            imaging.list_images(input_path)
+    if videos:
+        video.require_av()  # one line saying what to install, before any model is loaded
+        if engine == "ray":
+            raise ZooError("--engine ray: videos are enhanced in this process only (drop --engine ray)")
     output = output or Path("modelzoo-out") / m.name
     for folder in (output, report.parent if report else None, npz_out):
         if folder is not None:
@@ -143,8 +160,15 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
         request.references = {p.stem: p for p in imaging.list_images(reference)}
         request.evaluator = for_task(registry(), m.card["task"])
         request.protocols = [chosen]
-    result = runner.run_files(request, files) if engine != "ray" else \
-        ray_engine.run_with_ray(request, files, job, threads=threads, address=address, workers=workers)
+    if not files:  # videos only
+        result = {"images": [], "failures": [], "skipped": [], "seconds": 0.0, "mean": {}}
+    elif engine == "ray":
+        result = ray_engine.run_with_ray(request, files, job, threads=threads, address=address, workers=workers)
+    else:
+        result = runner.run_files(request, files)
+    if videos:
+        enhancer.request.params = dict(params)  # frames get what photos get
+        result["videos"] = run_videos(enhancer, videos, output, codec, crf, smoothing, quiet or as_json, result)
     job = enhancer.job if engine != "ray" else job  # under the automatic choice: the build that won
     summary = {"model": m.name, "build": job.build, "backend": job.backend.name, "dtype": job.dtype,
                "native": native, "output": str(output), **result}
@@ -162,7 +186,32 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
     else:
         print_run(summary, request.evaluator.metrics if request.evaluator else ())
     if summary["failures"]:
-        sys.exit(EXIT_PARTIAL if summary["images"] else 1)
+        sys.exit(EXIT_PARTIAL if summary["images"] or summary.get("videos") else 1)
+
+
+def run_videos(enhance, videos, output, codec, crf, smoothing, quiet, result):
+    """Each clip into OUTPUT with the same name; a failed clip is a failure like a failed image."""
+    from tqdm import tqdm
+
+    done = []
+    output.mkdir(parents=True, exist_ok=True)
+    for clip in videos:
+        target = output / clip.name
+        bar = tqdm(desc=clip.name, unit="frame", disable=quiet, leave=False)
+
+        def progress(frames, total):
+            bar.total = total
+            bar.update(frames - bar.n)
+
+        try:
+            report = enhance.video(clip, target, codec=codec, crf=crf, smoothing=smoothing or 0.0, progress=progress)
+        except ZooError as exc:
+            result["failures"].append({"input": str(clip), "error": str(exc)})
+            continue
+        finally:
+            bar.close()
+        done.append({"input": str(clip), "output": str(target), **report})
+    return done
 
 
 def print_run(summary, metrics=()):
@@ -179,6 +228,11 @@ def print_run(summary, metrics=()):
         cause = failure["error"]
         line = cause if cause.startswith(failure["input"]) else f"{failure['input']}: {cause}"
         click.secho(f"failed: {' '.join(line.split())}", fg="red", err=True)
+    for clip in summary.get("videos", []):
+        flicker = "-" if clip["flicker"] is None else f"{clip['flicker']:.3f}"
+        click.echo(f"{Path(clip['input']).name}: {clip['frames']} frames at {clip['fps']} frames/s; flicker "
+                   f"{flicker} (output's frame-to-frame change / input's; 1.0 adds none)"
+                   + (f", temporal smoothing {clip['smoothing']}" if clip["smoothing"] else ""))
     click.echo(f"{len(summary['images'])} written to {summary['output']}, {len(summary['failures'])} failed, "
                f"{len(summary['skipped'])} skipped ({summary['build']}, {summary['backend']} {summary['dtype']})")
 
