@@ -61,8 +61,18 @@ def field_path(parts):
 
 def errors(document, kind, label):
     """One line per schema violation: `label: field.path: message`."""
-    found = sorted(validator(kind).iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    found = sorted((deepest(e) for e in validator(kind).iter_errors(document)),
+                   key=lambda e: list(map(str, e.absolute_path)))
     return [f"{label}: {field_path(e.absolute_path)}: {e.message}" for e in found]
+
+
+def deepest(error):
+    """For a value that fits none of several shapes (oneOf/anyOf, e.g. a weights entry with one file or several),
+    the problem inside the shape it came closest to: `weights.official.sha256: 'abc' does not match ...` rather
+    than the whole entry."""
+    while error.context:  # the branch whose problem lies deepest in the value got furthest
+        error = max(error.context, key=lambda e: len(e.absolute_path))
+    return error
 
 
 def load(path, kind):
