@@ -120,14 +120,19 @@ def test_build_all_skips_what_cannot_run_here(pairlie, monkeypatch):
 
 
 def test_eval_all_compares_every_model_in_one_table(cli, subset, tmp_path):
-    result = cli("eval", "--all", "--dataset", "lol-eval15", "--data-root", subset, "--results", tmp_path,
+    """Every registered model on one LOL pair (thirteen models, one of them fitting a network to each image)."""
+    one = tmp_path / "one"
+    for side in ("low", "high"):
+        (one / side).mkdir(parents=True)
+        shutil.copy(subset / side / f"{NAMES[0]}.png", one / side / f"{NAMES[0]}.png")
+    result = cli("eval", "--all", "--dataset", "lol-eval15", "--data-root", one, "--results", tmp_path / "results",
                  "--protocol", "zoo", "--quiet")
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.stdout.splitlines()[2:] if line and not line.startswith("lol")]
     assert {row[0] for row in rows} == set(registry().models)
     assert all(float(row[5]) > 10 for row in rows)  # zoo psnr column
     for model in ("pairlie", "sci"):  # one folder per model, so equal file names cannot collide
-        saved = json.loads((tmp_path / model / "eval-lol-eval15-fp32-onnxruntime.json").read_text())
+        saved = json.loads((tmp_path / "results" / model / "eval-lol-eval15-fp32-onnxruntime.json").read_text())
         assert saved["model"] == model
 
 
