@@ -73,7 +73,7 @@ def bench_class(models):
 def fastest_accurate(model, registry, isa):
     """(build, backend, p50 ms) of the fastest accurate build on `isa` CPUs, from bench files, or None."""
     accurate = choose.candidates(model, registry, only_runnable=False)
-    speeds = {key: value for key, value in choose.bench_rows(model, isa).items() if key in accurate}
+    speeds = {key: value for key, value in choose.bench_rows(model, isa).get(isa, {}).items() if key in accurate}
     best = choose.fastest(speeds)
     return (*best[0], best[1][0]) if best else None
 
