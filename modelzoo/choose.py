@@ -41,6 +41,8 @@ class Choice:
 
 def evaluations(model):
     """{(build, backend): mean scores} on the card's first dataset and protocol, default weights variant."""
+    if not model.card["datasets"]:
+        return {}  # a card that names no dataset has nothing measured to choose by
     dataset, protocol = model.card["datasets"][0], next(iter(model.card["protocols"]))
     found = {}
     folder = model.results_dir()

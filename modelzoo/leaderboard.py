@@ -36,7 +36,8 @@ def columns(registry, models):
         evaluator = for_task(registry, model.card["task"])
         declared = {m.name: m for m in evaluator.metrics}
         wanted = getattr(evaluator, "headline", ()) or [
-            (model.card["datasets"][0], next(iter(model.card["protocols"])), m.name) for m in evaluator.metrics]
+            (dataset, next(iter(model.card["protocols"])), m.name) for dataset in model.card["datasets"][:1]
+            for m in evaluator.metrics]
         for dataset, protocol, metric in wanted:
             if metric in declared:
                 column = Column(dataset, protocol, declared[metric])

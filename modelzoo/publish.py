@@ -162,7 +162,7 @@ def results_link(model, file):
 def headline(model, evals, lat, metrics):
     """One set of scores and one latency for the model page: the fp32 build's, default weights, the card's first
     dataset and protocol."""
-    protocol, dataset = next(iter(model.card["protocols"])), model.card["datasets"][0]
+    protocol, dataset = next(iter(model.card["protocols"])), (model.card["datasets"] or [None])[0]
     best = None
     for file, document in sorted(evals, key=lambda e: (e[1]["dtype"] != "fp32", e[1]["build"] != "fp32", e[0])):
         # the default weights on the card's first dataset: another variant's score is another model's

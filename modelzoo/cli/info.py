@@ -28,10 +28,11 @@ def list_models(as_json):
                            "builds": reg.model(r["name"]).builds, "variants": reg.model(r["name"]).variants,
                            "plugin": reg.model(r["name"]).plugin, "params": r["params"], "fastest": r["fastest"],
                            "scores": {c.key: v for c, v in zip(columns, r["values"])}} for r in board["rows"]])
-    headers = ["name"] + [short_heading(c) for c in columns] + [f"ms/img ({board['isa'] or '-'})", "licence"]
+    headers = ["name"] + [short_heading(c) for c in columns] + [f"ms/img ({board['isa'] or '-'})", "licence",
+                                                                 "plugin"]
     rows = [[r["name"], *(c.metric.format(v) for c, v in zip(columns, r["values"])),
-             f"{r['fastest']['p50']:.1f}" if r["fastest"] else "-", f"{r['license']} ({r['commercial']})"]
-            for r in board["rows"]]
+             f"{r['fastest']['p50']:.1f}" if r["fastest"] else "-", f"{r['license']} ({reg.model(r['name']).card['license']['use']})",
+             reg.model(r["name"]).plugin] for r in board["rows"]]
     click.echo(table(rows, headers))
 
 
