@@ -259,7 +259,7 @@ def settle(model, choice, seconds_per_megapixel, images, registry=None, machine=
 
 
 def quality(model, metrics, scores):
-    """`lol-eval15 PSNR 18.507 dB, SSIM 0.7481`: what the chosen build scores on the card's dataset."""
+    """`lol-eval15 <metric> 18.507 dB, ...`: what the chosen build scores on the card's dataset, every declared metric."""
     shown = ", ".join(f"{m.label} {m.format(scores[m.name])}{' ' + m.unit if m.unit else ''}"
                       for m in metrics if m.name in scores)
     return f"{model.card['datasets'][0]} {shown}"

@@ -37,7 +37,7 @@ def list_models(as_json):
 
 
 def short_heading(column):
-    """'lol-eval15 PSNR↑', 'dicm NIQE↓': the terminal has no room for units."""
+    """'lol-eval15 <label>↑', 'dicm <label>↓': the terminal has no room for units."""
     protocol = "" if column.protocol == "zoo" else f" {column.protocol}"
     return f"{column.dataset}{protocol} {column.metric.label}{'↑' if column.metric.higher_is_better else '↓'}"
 
