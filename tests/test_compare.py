@@ -1,5 +1,4 @@
 """`modelzoo compare`: every model on a user's photos, one self-contained report (small photos, two small models)."""
-import json
 import re
 
 import numpy as np

@@ -164,7 +164,6 @@ def test_accuracy_control_keeps_float_only_what_the_agreement_needs(tmp_path):
     from types import SimpleNamespace
 
     from modelzoo import imaging
-    from modelzoo.model import Model
 
     class Two(nn.Module):
         def __init__(self):
@@ -181,8 +180,8 @@ def test_accuracy_control_keeps_float_only_what_the_agreement_needs(tmp_path):
     rng = np.random.default_rng(0)
     for index in range(8):
         imaging.write_rgb(tmp_path / "calib" / f"{index}.png", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
-    model = SimpleNamespace(enhance=lambda outputs: Model.postprocess(None, outputs), multiple_of=1,
-                            input_shape=lambda: [1, 3, 32, 32])
+    model = SimpleNamespace(enhance=lambda outputs: np.clip(outputs[0][0].transpose(1, 2, 0), 0.0, 1.0), multiple_of=1,
+                            input_shape=lambda: [1, 3, 32, 32], runtime_arrays=lambda values=None: {})
 
     def job(min_db):
         spec = {"backend": {"quantize": {"engine": "nncf", "accuracy_control": {"min_agreement_db": min_db,

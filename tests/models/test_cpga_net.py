@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import loaded, raw_state, needs_ncnn, LOL, SHARED, WEIGHTS
+from conftest import loaded, raw_state, LOL, SHARED, WEIGHTS
 from modelzoo import compile as compiler
 from modelzoo import imaging
 from modelzoo.export import export_onnx
