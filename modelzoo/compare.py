@@ -19,10 +19,9 @@ from tqdm import tqdm
 from modelzoo import api, imaging
 from modelzoo.publish import render
 from modelzoo.errors import ZooError
-from modelzoo.evaluate import for_task
+from modelzoo.evaluate import for_task, pair_references, score_pixels
 
 logger = logging.getLogger(__name__)
-AS_WRITTEN = {"quantize": "round"}  # outputs are scored as the uint8 pixels `run` writes
 SHOWN_SIDE = 1024  # pictures in the report: at most this many pixels a side, JPEG, embedded
 INPUT = "input"  # the column of the unenhanced photos (its no-reference scores are the baseline)
 
@@ -58,15 +57,6 @@ def photos_in(paths):
     return files
 
 
-def references(files, folder):
-    """{photo name: reference path} paired by file name; a photo without its reference is an error."""
-    found = {p.stem: p for p in imaging.list_images(folder)}
-    missing = [f.name for f in files if f.stem not in found]
-    if missing:
-        raise ZooError(f"--reference {folder}: no reference for {', '.join(missing[:5])}")
-    return {f.stem: found[f.stem] for f in files}
-
-
 def data_uri(image):
     """A picture small enough to embed: JPEG at most SHOWN_SIDE a side."""
     picture = Image.fromarray(image)
@@ -76,14 +66,10 @@ def data_uri(image):
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def score(evaluator, pixels, truth, names):
-    return evaluator.score(pixels.astype(np.float64) / 255.0, truth, AS_WRITTEN, names)
-
-
 def compare(paths, models, registry, reference=None, progress=True):
     """{"photos": [names], "columns": [Column], "metrics": [Metric], "failures": n}; the input is the first column."""
     files = photos_in(paths)
-    refs = references(files, reference) if reference else {}
+    refs = pair_references(files, reference) if reference else {}
     evaluators = {m.card["task"]: for_task(registry, m.card["task"]) for m in models}
     declared = {m.name: m for e in evaluators.values() for m in e.metrics}
     names = {task: e.metric_names(False) + (e.metric_names(True) if refs else []) for task, e in evaluators.items()}
@@ -96,8 +82,8 @@ def compare(paths, models, registry, reference=None, progress=True):
         image = imaging.read_rgb(file)
         baseline.pictures[file.stem] = data_uri(image)
         if first is not None:
-            truth = imaging.read_rgb(refs[file.stem]) if refs else None
-            baseline.scores[file.stem] = score(first, image, truth, names[models[0].card["task"]])
+            baseline.scores[file.stem] = score_pixels(first, image, refs.get(file.stem), names[models[0].card["task"]],
+                                                      file)
         bar.update()
     for model in models:
         columns.append(run_model(model, files, refs, evaluators[model.card["task"]], names[model.card["task"]], bar))
@@ -122,8 +108,7 @@ def run_model(model, files, refs, evaluator, names, bar):
             started = time.perf_counter()
             output = enhance(image)
             column.seconds[file.stem] = time.perf_counter() - started
-            truth = imaging.read_rgb(refs[file.stem]) if refs else None
-            column.scores[file.stem] = score(evaluator, output, truth, names)
+            column.scores[file.stem] = score_pixels(evaluator, output, refs.get(file.stem), names, file)
             column.pictures[file.stem] = data_uri(output)
         except (ZooError, ValueError, RuntimeError, MemoryError) as exc:
             column.errors[file.stem] = imaging.one_line(exc)

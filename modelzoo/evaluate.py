@@ -92,6 +92,30 @@ def metrics_of(registry, scores):
     return [declared.get(name) or Metric(name, name, digits=4) for name in names]
 
 
+AS_WRITTEN = {"quantize": "round"}  # images on disk, or `run`'s outputs, are scored as the uint8 pixels they are
+
+
+def pair_references(files, folder):
+    """{image stem: reference path}, paired by file stem as a dataset's pairs are; an image without one is an
+    error naming the folder."""
+    found = {p.stem: p for p in imaging.list_images(folder)}
+    missing = [f.name for f in files if f.stem not in found]
+    if missing:
+        more = " ..." if len(missing) > 5 else ""
+        raise ZooError(f"--reference {folder}: no reference for {', '.join(missing[:5])}{more}")
+    return {f.stem: found[f.stem] for f in files}
+
+
+def score_pixels(evaluator, pixels, reference, names, label):
+    """Metric `names` of uint8 `pixels` (HxWx3), against the reference image file when given; `label` names the
+    image in errors."""
+    truth = imaging.read_rgb(reference) if reference is not None else None
+    if truth is not None and truth.shape != pixels.shape:
+        raise ZooError(f"{label}: {pixels.shape[1]}x{pixels.shape[0]} but its reference {reference} is "
+                       f"{truth.shape[1]}x{truth.shape[0]}")
+    return evaluator.score(pixels.astype(np.float64) / 255.0, truth, AS_WRITTEN, names)
+
+
 def for_task(registry, task):
     for evaluator in registry.evaluators.values():
         if task in evaluator.tasks:

@@ -8,11 +8,8 @@ import numpy as np
 from modelzoo import imaging
 from modelzoo.cli.common import cli, emit_json, table
 from modelzoo.errors import EXIT_PARTIAL, ZooError
-from modelzoo.evaluate import for_task
+from modelzoo.evaluate import for_task, pair_references, score_pixels
 from modelzoo.plugins import registry
-
-AS_WRITTEN = {"quantize": "round"}  # the pixels are scored as they are
-
 
 def pick_evaluator(reg, task):
     evaluators = list(reg.evaluators.values())
@@ -22,15 +19,6 @@ def pick_evaluator(reg, task):
         tasks = sorted(t for e in evaluators for t in e.tasks)
         raise ZooError(f"{len(evaluators)} evaluators registered: pass --task ({', '.join(tasks) or 'none'})")
     return evaluators[0]
-
-
-def references_for(files, folder):
-    """{input path: reference path}, paired by file stem as `modelzoo eval` pairs a dataset."""
-    refs = {p.stem: p for p in imaging.list_images(folder)}
-    missing = [f.name for f in files if f.stem not in refs]
-    if missing:
-        raise ZooError(f"{folder}: no reference for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-    return {f: refs[f.stem] for f in files}
 
 
 @cli.command()
@@ -52,16 +40,11 @@ def score(paths, reference, metric_list, task, as_json):
     declared = {m.name: m for m in evaluator.metrics}
     metrics = [declared[n] for n in names]
     files = [f for p in paths for f in imaging.list_images(p)]
-    pairs = references_for(files, reference) if reference is not None else {}
+    pairs = pair_references(files, reference) if reference is not None else {}
     rows, failures = [], []
     for path in files:
         try:
-            image = imaging.read_rgb(path)
-            truth = imaging.read_rgb(pairs[path]) if path in pairs else None
-            if truth is not None and truth.shape != image.shape:
-                raise ZooError(f"{path}: {image.shape[1]}x{image.shape[0]} but its reference {pairs[path]} is "
-                               f"{truth.shape[1]}x{truth.shape[0]}")
-            values = evaluator.score(image.astype(np.float64) / 255.0, truth, AS_WRITTEN, names)
+            values = score_pixels(evaluator, imaging.read_rgb(path), pairs.get(path.stem), names, path)
         except ZooError as exc:
             failures.append(str(exc))
             click.secho(f"error: {exc}", fg="red", err=True)
