@@ -7,9 +7,11 @@ to a hidden temporary file renamed when complete: an interrupted run leaves no h
 
 Flicker: for each clip, the mean absolute frame-to-frame change of the luminance, relative to the frame's mean
 level, of the output divided by that of the input. 1.0: the enhancement adds no flicker; a constant gain keeps
-it at 1.0. `smoothing` (0 to 1) smooths each frame's low-frequency gain (output over input, at 1/16 size) over
-time, with less weight where the input itself changed (motion), and rescales the output by the smoothed gain
-over its own: the detail the model made stays, only its brightness decision is steadied.
+it at 1.0. `smoothing` (0 to 1) steadies the output's brightness: each output frame is rescaled, one factor per
+channel, towards the mean level of the output frames around it (RADIUS before and after, same scene), with
+weight `smoothing`. A centred window follows fades and slow changes exactly and removes frame-to-frame jumps;
+one factor per channel and frame cannot ghost moving content nor amplify noise (a per-pixel gain did both); a
+scene cut (the input's level jumps) bounds the window. It delays the output by RADIUS frames.
 
 PyAV (its wheels carry FFmpeg) is the optional extra `video`: pip install "modelzoo[video]".
 """
@@ -18,6 +20,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -32,11 +35,13 @@ logger = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 CODECS = {"h264": "libx264", "h265": "libx265", "hevc": "libx265", "vp9": "libvpx-vp9", "av1": "libaom-av1"}
 QUEUE = 8  # frames in flight between two stages: bounded memory at any resolution
-GAIN_SCALE = 16  # the gain map is smoothed at 1/16 of the frame's size: brightness, not detail
 # x264/x265 speed preset: at 1280x720 "medium" costs 118 ms of CPU a frame, "veryfast" 47 (measured): medium
 # alone would hold 2 cores under 25 frames/s; crf keeps the quality, veryfast only makes files larger
 PRESET = "veryfast"
-MOTION = 0.04  # an input change of this much (relative to its level) halves the smoothing there
+CUT = 0.3  # the input's level changing by 30% from one frame to the next is a new scene for the smoothing
+RADIUS = 4  # frames on each side of the one the smoothing steadies
+NOISE = 8.0  # frame-to-frame pixel changes of about this many levels (of 255) are noise to the smoothing; larger, motion
+LEVELS = np.arange(256, dtype=np.float32)[:, None, None]
 DONE = object()
 
 
@@ -80,25 +85,65 @@ class Flicker:
         return float(made / given) if given > 0 else None
 
 
+@dataclass
+class Pending:
+    """A frame waiting for the frames after it, before the smoothing can steady it."""
+
+    source: object  # the decoded frame (its timestamps)
+    pixels: np.ndarray
+    enhanced: np.ndarray
+    scene: int
+    level: np.ndarray  # the enhanced frame's mean of each channel, + 1
+
+
 class Smoother:
-    """Temporal smoothing of the enhancement's low-frequency gain (see the module's doc)."""
+    """Temporal smoothing of the output's brightness (see the module's doc): push frames in decoding order,
+    get them back steadied, RADIUS frames later; flush at the end."""
 
-    def __init__(self, strength):
-        self.strength, self.gain, self.low = float(strength), None, None
+    def __init__(self, strength, radius=RADIUS):
+        self.strength, self.radius = float(strength), radius
+        self.frames, self.next, self.scene, self.input_level = deque(), 0, 0, None
+        self.previous, self.previous_scene = None, None  # the last frame given back, float32, and its scene
+        self.weights = (self.strength * np.exp(-(np.arange(256, dtype=np.float32) / NOISE) ** 2)).astype(np.float32)
 
-    def __call__(self, frame, enhanced):
-        size = (max(1, frame.shape[1] // GAIN_SCALE), max(1, frame.shape[0] // GAIN_SCALE))
-        low = cv2.resize(frame, size, interpolation=cv2.INTER_AREA).astype(np.float32) + 1.0
-        gain = (cv2.resize(enhanced, size, interpolation=cv2.INTER_AREA).astype(np.float32) + 1.0) / low
-        if self.gain is None:
-            self.gain, self.low = gain, low
-            return enhanced
-        motion = np.abs(low - self.low).mean(axis=2, keepdims=True) / (self.low.mean(axis=2, keepdims=True))
-        weight = self.strength * np.exp(-np.log(2) * motion / MOTION)
-        self.gain = weight * self.gain + (1 - weight) * gain
-        self.low = low
-        factor = cv2.resize(self.gain / gain, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
-        return cv2.multiply(enhanced, factor, dtype=cv2.CV_8U)  # rounded and saturated, 2.5x faster than numpy
+    def push(self, source, pixels, enhanced):
+        """[(source, pixels, steadied)] of the frames now ready (none for the first RADIUS)."""
+        given = float(np.mean(cv2.mean(pixels)[:3])) + 1.0
+        if self.input_level is not None and abs(given - self.input_level) > CUT * self.input_level:
+            self.scene += 1
+        self.input_level = given
+        level = np.array(cv2.mean(enhanced)[:3], dtype=np.float32) + 1.0
+        self.frames.append(Pending(source, pixels, enhanced, self.scene, level))
+        ready = []
+        while len(self.frames) - self.next > self.radius:
+            ready.append(self.steady())
+        return ready
+
+    def flush(self):
+        return [self.steady() for _ in range(len(self.frames) - self.next)]
+
+    def steady(self):
+        frame = self.frames[self.next]
+        window = [f.level for f in list(self.frames)[max(0, self.next - self.radius):self.next + self.radius + 1]
+                  if f.scene == frame.scene]
+        target = self.strength * np.mean(window, axis=0) + (1 - self.strength) * frame.level
+        factor = np.clip(target / frame.level, 0.5, 2.0)
+        table = np.clip(LEVELS * factor[None, None, :] + 0.5, 0, 255).astype(np.uint8)  # 256x1x3: one per channel
+        self.next += 1
+        while self.next > self.radius:  # only the RADIUS frames before the next one are still needed
+            self.frames.popleft()
+            self.next -= 1
+        return frame.source, frame.pixels, self.denoise(cv2.LUT(frame.enhanced, table), frame.scene)
+
+    def denoise(self, steadied, scene):
+        """Each pixel moved towards its value in the previous output frame by up to `strength`, the less the
+        more it changed (motion keeps its own value): the noise the model amplified stops flickering."""
+        current = steadied.astype(np.float32)
+        if self.previous is not None and self.previous_scene == scene:
+            change = self.previous - current
+            current += self.weights[np.minimum(np.abs(change), 255).astype(np.uint8)] * change
+        self.previous, self.previous_scene = current, scene
+        return np.clip(current + 0.5, 0, 255).astype(np.uint8)
 
 
 def probe(av, source, limit=None):
@@ -209,6 +254,12 @@ def pipeline(av, container, stream, copied, enhance, flicker, smoother, video, o
             failure.append(exc)
         decoded.put(DONE)
 
+    def finish(ready):
+        for frame, pixels, result in ready:
+            flicker.add("input", pixels)
+            flicker.add("output", result)
+            enhanced.put(("frame", frame, result))
+
     def work():
         try:
             while (item := decoded.get()) is not DONE:
@@ -216,12 +267,11 @@ def pipeline(av, container, stream, copied, enhance, flicker, smoother, video, o
                     frame = item[1]
                     pixels = frame.to_ndarray(format="rgb24")
                     result = enhance(pixels)
-                    if smoother is not None:
-                        result = smoother(pixels, result)
-                    flicker.add("input", pixels)
-                    flicker.add("output", result)
-                    item = ("frame", frame, result)
-                enhanced.put(item)
+                    finish(smoother.push(frame, pixels, result) if smoother else [(frame, pixels, result)])
+                else:
+                    enhanced.put(item)
+            if smoother is not None and not failure:
+                finish(smoother.flush())
         except Exception as exc:
             failure.append(exc)
             while decoded.get() is not DONE:  # let the decoder finish
