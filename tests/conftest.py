@@ -1,5 +1,6 @@
 """Shared fixtures: real weights and data from ../shared, a per-session artifact cache, a CLI runner."""
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -38,6 +39,38 @@ def official_module(name, path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def saved_scores(name, variant=None, build="fp32", backend="onnxruntime", protocol="zoo", dataset="lol-eval15"):
+    """A protocol's block ({"mean", "images"}) of the results file `modelzoo eval --save` wrote for the model."""
+    from modelzoo import evaluate
+    from modelzoo.plugins import registry
+
+    model = registry().model(name)
+    path = model.results_dir() / evaluate.results_name(model, dataset, build, backend,
+                                                       variant or model.default_variant)
+    return json.loads(path.read_text())["metrics"][protocol]
+
+
+def reproduces_saved(cli, tmp_path, name, images=("1", "111"), variant=None, backend="onnxruntime",
+                     protocol="zoo", psnr_abs=0.002, ssim_abs=0.0005):
+    """`modelzoo run` on a few LOL eval15 images gives the per-image scores of the saved full evaluation (the
+    whole set was run once by `modelzoo eval --save`; CI re-runs a few images, the brief's budget)."""
+    saved = saved_scores(name, variant, backend=backend, protocol=protocol)
+    (tmp_path / "in").mkdir()
+    for stem in images:
+        (tmp_path / "in" / f"{stem}.png").symlink_to(LOL / "low" / f"{stem}.png")
+    result = cli("run", name, "--input", tmp_path / "in", "--reference", LOL / "high", "--backend", backend,
+                 "--protocol", protocol, "--output", tmp_path / "out", "--json", "--quiet",
+                 *(["--variant", variant] if variant else []))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert sorted(i["name"] for i in summary["images"]) == sorted(images) and not summary["failures"]
+    for image in summary["images"]:
+        expected = saved["images"][image["name"]]
+        assert image["psnr"] == pytest.approx(expected["psnr"], abs=psnr_abs), image["name"]
+        assert image["ssim"] == pytest.approx(expected["ssim"], abs=ssim_abs), image["name"]
+    return saved
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,7 +4,6 @@ images (the default variant at full size, the others on crops), even sizes of an
 code, the ONNX export is within the parity gate, and the LOL eval15 numbers measured here reproduce."""
 import functools
 import importlib.util
-import json
 import sys
 import types
 from unittest import mock
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import loaded, raw_state, LOL, SHARED, WEIGHTS
+from conftest import loaded, raw_state, reproduces_saved, LOL, SHARED, WEIGHTS
 from modelzoo import compile as compiler
 from modelzoo import imaging
 from modelzoo.export import export_onnx
@@ -212,12 +211,8 @@ def test_onnx_export_parity(cpga, tmp_path, variant):
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", list(MEASURED))
 def test_lol_eval15_reproduces(cli, tmp_path, variant):
-    result = cli("run", "cpga-net", "--input", LOL / "low", "--reference", LOL / "high", "--variant", variant,
-                 "--output", tmp_path, "--json", "--quiet")
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
-    assert len(summary["images"]) == 15 and not summary["failures"]
-    assert summary["protocol"] == "zoo" and summary["backend"] == "onnxruntime"
+    """The saved LOL eval15 evaluation has the measured means, and two of its images run again score the same."""
+    saved = reproduces_saved(cli, tmp_path, "cpga-net", variant=variant)
     psnr, ssim = MEASURED[variant]
-    assert summary["mean"]["psnr"] == pytest.approx(psnr, abs=0.002)
-    assert summary["mean"]["ssim"] == pytest.approx(ssim, abs=0.0005)
+    assert saved["mean"]["psnr"] == pytest.approx(psnr, abs=0.002) and len(saved["images"]) == 15
+    assert saved["mean"]["ssim"] == pytest.approx(ssim, abs=0.0005)
