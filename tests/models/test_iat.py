@@ -2,7 +2,6 @@
 LOL images (each variant with the input its official evaluation feeds it), any input size runs, the ONNX export
 is within the parity gate, and the official LOL-v1 numbers reproduce through the CLI."""
 import importlib.util
-import json
 import sys
 import types
 
@@ -11,14 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import loaded, raw_state, needs_ncnn, LOL, SHARED, WEIGHTS
+from conftest import loaded, raw_state, reproduces_saved, saved_scores, needs_ncnn, LOL, SHARED, WEIGHTS
 from modelzoo import compile as compiler
 from modelzoo import imaging
 from modelzoo.export import export_onnx
 
 REFERENCE = SHARED / "reference" / "iat"
 VARIANTS = ("lol-v1", "lol-v2", "exposure")
-IMAGES = ("1", "22", "23")
+# side by side with the official code: one full image per variant (CI's budget; other sizes below)
+SIDE_BY_SIDE = [("lol-v1", "1"), ("lol-v2", "22"), ("exposure", "23")]
 # Measured here (CPU, zoo protocol: float x 255 clipped, MATLAB-style SSIM), mean over the 15 LOL eval15 pairs;
 # lol-v1 is the official README's 23.38 / 0.809.
 MEASURED = {"lol-v1": (23.3827, 0.8087), "lol-v2": (18.4272, 0.7666), "exposure": (9.6900, 0.2410)}
@@ -104,8 +104,7 @@ def test_a_missing_key_is_refused(iat):
 
 
 @needs_reference
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("name", IMAGES)
+@pytest.mark.parametrize("variant, name", SIDE_BY_SIDE)
 def test_equals_the_official_code_on_lol(iat, official, variant, name):
     """A full 600x400 LOL eval15 image: our [0, 1] input against the input the official evaluation feeds."""
     rgb = imaging.read_rgb(LOL / "low" / f"{name}.png")
@@ -153,7 +152,7 @@ def test_deploy_and_postprocess_give_the_enhanced_image(iat):
     np.testing.assert_array_equal(image, outputs[0][0].transpose(1, 2, 0))
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", ["lol-v1", "exposure"])  # lol-v2 is lol-v1's graph with other weights
 def test_onnx_export_parity(iat, tmp_path, variant):
     job = compiler.prepare(iat, "fp32", "onnxruntime", variant)
     report = export_onnx(job, tmp_path / "iat.onnx")
@@ -180,12 +179,13 @@ def test_ncnn_runs_any_size(iat):
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_lol_eval15_reproduces(cli, tmp_path, variant):
-    result = cli("run", "iat", "--input", LOL / "low", "--reference", LOL / "high", "--variant", variant,
-                 "--output", tmp_path, "--json", "--quiet")
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
-    assert len(summary["images"]) == 15 and not summary["failures"]
-    assert summary["protocol"] == "zoo" and summary["backend"] == "onnxruntime"
+    """Each variant's saved LOL eval15 evaluation has the measured means (lol-v1: the README's 23.38 / 0.809);
+    two of the default's images run again through the CLI score the same (the other variants' networks are
+    checked against the official code above; exporting each again would cost CI minutes)."""
+    if variant == "lol-v1":
+        saved = reproduces_saved(cli, tmp_path, "iat")
+    else:
+        saved = saved_scores("iat", variant)
     psnr, ssim = MEASURED[variant]
-    assert summary["mean"]["psnr"] == pytest.approx(psnr, abs=0.002)
-    assert summary["mean"]["ssim"] == pytest.approx(ssim, abs=0.0005)
+    assert saved["mean"]["psnr"] == pytest.approx(psnr, abs=0.002) and len(saved["images"]) == 15
+    assert saved["mean"]["ssim"] == pytest.approx(ssim, abs=0.0005)
