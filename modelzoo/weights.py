@@ -5,9 +5,14 @@ or none (a model that needs no weights). A file entry may say how to read it: `f
 with weights_only=True) or hdf5 (a flat {"group/.../dataset": numpy array} dict, e.g. Keras .h5 weights),
 `key` (the checkpoint is a dict holding the state dict under that key) and `pickle_globals` (dotted names of the
 classes the restricted unpickler may construct besides tensors and containers; nothing else is unpickled).
+
+Every file's subnormal float values (nonzero, below float32's normal range) are read as zero: training with weight
+decay leaves some checkpoints full of them (SCL-LLE: 41,669 of 79,416 values, CPGA-Net+: 41,422), they change
+no output, and CPU arithmetic on them is 20-100x slower.
 """
 import hashlib
 import importlib
+import logging
 import os
 import pickle
 import shutil
@@ -15,9 +20,13 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from modelzoo import paths
 from modelzoo.errors import ZooError
 
+logger = logging.getLogger(__name__)
+TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32
 
 def sha256(path):
     digest = hashlib.sha256()
@@ -152,7 +161,25 @@ def read(path, entry, card="card"):
         state = state[key]
         if not isinstance(state, dict):
             raise ZooError(f"{path}: '{key}' holds a {type(state).__name__}, not a state dict")
-    return state
+    return flush_subnormals(state, path)
+
+
+def flush_subnormals(state, path):
+    """The state dict with its subnormal float values set to zero (see the module's docstring)."""
+    flushed, count = {}, 0
+    for name, value in state.items():
+        if hasattr(value, "is_floating_point") and value.is_floating_point():  # a torch tensor
+            tiny = (value != 0) & (value.abs() < TINY)
+            count += int(tiny.sum())
+            value = value.masked_fill(tiny, 0)
+        elif isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+            tiny = (value != 0) & (np.abs(value) < TINY)
+            count += int(tiny.sum())
+            value = np.where(tiny, value.dtype.type(0), value)
+        flushed[name] = value
+    if count:
+        logger.info("%s: %d subnormal weights read as zero", path, count)
+    return flushed
 
 
 def allowed_globals(names, card="card"):

@@ -106,3 +106,13 @@ def test_state_dict_for_another_architecture(pairlie, tmp_path):
     job.weights = other
     with pytest.raises(ZooError, match="not weights for pairlie"):
         job.torch_module()
+
+
+def test_subnormal_values_read_as_zero_and_the_rest_exactly(tmp_path):
+    """Subnormal floats (slow CPU arithmetic, no effect on outputs) are read as zero; normal values, zeros and
+    integer tensors are untouched."""
+    values = torch.tensor([1e-40, -3e-39, 0.0, 1.5, -2e-38, 1e-30])
+    torch.save({"w": values, "steps": torch.tensor([7])}, tmp_path / "w.pth")
+    state = weights.read(tmp_path / "w.pth", {})
+    assert torch.equal(state["w"], torch.tensor([0.0, 0.0, 0.0, 1.5, -2e-38, 1e-30]))
+    assert torch.equal(state["steps"], torch.tensor([7]))

@@ -279,18 +279,6 @@ class CPGANet(nn.Module):
         return self.iaaf(gamma, out), gamma
 
 
-def flush_subnormals(state_dict):
-    """The state dict with float values below float32's normal range (|v| < 1.2e-38, nonzero) set to zero.
-
-    CPGA-Net+'s LOL-v1 checkpoint holds 41,422 such weights (most of its CP blocks: weight decay left whole
-    filters near 1e-40). They change no output by more than ~1e-30, but CPU arithmetic on subnormal numbers is
-    slow: the float32 forward takes about 18x as long (0.11 s against 2.0 s on a 128x192 crop, one thread).
-    """
-    tiny = torch.finfo(torch.float32).tiny
-    return {key: value.masked_fill((value.abs() < tiny) & (value != 0), 0) if value.is_floating_point() else value
-            for key, value in state_dict.items()}
-
-
 class DeployOutputs(nn.Module):
     """The export patch: forward returns only the enhanced image, as a 1-tuple (the deploy outputs)."""
 
