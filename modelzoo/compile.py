@@ -150,6 +150,7 @@ def cache_key(job):
         "model": job.model.name,
         "variant": job.variant,
         "weights_sha256": weights.sha256s(job.model, job.variant),  # every file's
+        "weights_reading": weights.READING,  # files read another way make other artifacts
         "code_sha256": code_hash(job.model),  # an edited net.py or plugin.py must not reuse old artifacts
         "build": {k: v for k, v in job.spec.items() if k != "workspace"},
         "backend": job.backend.name,

@@ -27,6 +27,7 @@ from modelzoo.errors import ZooError
 
 logger = logging.getLogger(__name__)
 TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32
+READING = 2  # how files are read (2: subnormals as zero); part of compiled artifacts' cache key
 
 def sha256(path):
     digest = hashlib.sha256()
