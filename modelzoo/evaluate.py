@@ -144,16 +144,21 @@ def protocols_of(model, evaluator):
     return protocols
 
 
+def needs_reference(protocol):
+    """A protocol that scores against the reference, or derives its runtime inputs from it."""
+    return bool(protocol.get("needs_reference") or protocol.get("reference_guided"))
+
+
 def protocols_for(model, protocol, evaluator, paired=True):
     """[(name, protocol)] to evaluate: one by name or all; on an unpaired dataset, those needing no reference."""
     protocols = protocols_of(model, evaluator)
     if protocol not in (None, "all"):
         if protocol not in protocols:
             raise ZooError(f"{model.card_path}: protocols: no protocol '{protocol}' (have: {', '.join(protocols)})")
-        if not paired and protocols[protocol].get("needs_reference"):
+        if not paired and needs_reference(protocols[protocol]):
             raise ZooError(f"protocol '{protocol}' needs references; the dataset has none")
         return [(protocol, protocols[protocol])]
-    return [(n, p) for n, p in protocols.items() if paired or not p.get("needs_reference")]
+    return [(n, p) for n, p in protocols.items() if paired or not needs_reference(p)]
 
 
 def results_name(model, dataset, job_build, backend, variant, npz=False):

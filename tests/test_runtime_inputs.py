@@ -169,3 +169,24 @@ def test_bench_feeds_the_defaults(toy):
 
     document = bench.run(toy, builds=["fp32"], warmup=0, repeat=1, isolate=False, log=lambda m: None)
     assert document["rows"] and document["rows"][0]["per_image_ms"]["p50"] > 0
+
+
+def test_an_unpaired_dataset_skips_the_reference_guided_protocol(toy, tmp_path):
+    """No references, no ratio to derive: eval scores the plain protocol only, and asking for the guided one is
+    a one-line error."""
+    from modelzoo.datasets import Dataset
+    from modelzoo.evaluate import evaluate
+    from modelzoo.plugins import registry
+
+    root = tmp_path / "data"
+    images(root / "photos", count=2, shape=(192, 192))  # NIQE needs a few 96x96 patches
+    registry().datasets["toy-photos"] = Dataset("toy-photos", "photos", paired=False)
+    try:
+        document = evaluate(toy, "toy-photos", build="eager", data_root=root, results_dir=tmp_path / "results",
+                            progress=False)
+        with pytest.raises(ZooError, match="protocol 'gt-ratio' needs references; the dataset has none"):
+            evaluate(toy, "toy-photos", build="eager", protocol="gt-ratio", data_root=root,
+                     results_dir=tmp_path / "results", progress=False)
+    finally:
+        registry().datasets.pop("toy-photos")
+    assert set(document["metrics"]) == {"plain"}
