@@ -40,7 +40,7 @@ QUEUE = 8  # frames in flight between two stages: bounded memory at any resoluti
 PRESET = "veryfast"
 CUT = 0.3  # the input's level changing by 30% from one frame to the next is a new scene for the smoothing
 RADIUS = 4  # frames on each side of the one the smoothing steadies
-NOISE = 8.0  # frame-to-frame pixel changes of about this many levels (of 255) are noise to the smoothing; larger, motion
+NOISE = 8.0  # pixel changes of about this many levels (of 255) between frames are noise to smoothing; larger, motion
 LEVELS = np.arange(256, dtype=np.float32)[:, None, None]
 DONE = object()
 

@@ -7,8 +7,8 @@ with weights_only=True) or hdf5 (a flat {"group/.../dataset": numpy array} dict,
 classes the restricted unpickler may construct besides tensors and containers; nothing else is unpickled).
 
 Every file's subnormal float values (nonzero, below float32's normal range) are read as zero: training with weight
-decay leaves some checkpoints full of them (SCL-LLE: 41,669 of 79,416 values, CPGA-Net+: 41,422), they change
-no output, and CPU arithmetic on them is 20-100x slower.
+decay leaves some checkpoints full of them (up to half of a checkpoint's values in this zoo), they change no
+output, and CPU arithmetic on them is 20-100x slower.
 """
 import hashlib
 import importlib
@@ -28,6 +28,7 @@ from modelzoo.errors import ZooError
 logger = logging.getLogger(__name__)
 TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32
 READING = 2  # how files are read (2: subnormals as zero); part of compiled artifacts' cache key
+
 
 def sha256(path):
     digest = hashlib.sha256()

@@ -22,17 +22,19 @@ def list_models(as_json):
     reg = registry()
     board = leaderboard.table(reg)
     columns = board["columns"]
+    models = {r["name"]: reg.model(r["name"]) for r in board["rows"]}
     if as_json:
-        return emit_json([{"name": r["name"], "title": r["title"], "task": reg.model(r["name"]).card["task"],
+        return emit_json([{"name": r["name"], "title": r["title"], "task": models[r["name"]].card["task"],
                            "license": r["license"], "commercial": r["commercial"], "variant": r["variant"],
-                           "builds": reg.model(r["name"]).builds, "variants": reg.model(r["name"]).variants,
-                           "plugin": reg.model(r["name"]).plugin, "params": r["params"], "fastest": r["fastest"],
+                           "builds": models[r["name"]].builds, "variants": models[r["name"]].variants,
+                           "plugin": models[r["name"]].plugin, "params": r["params"], "fastest": r["fastest"],
                            "scores": {c.key: v for c, v in zip(columns, r["values"])}} for r in board["rows"]])
     headers = ["name"] + [short_heading(c) for c in columns] + [f"ms/img ({board['isa'] or '-'})", "licence",
                                                                  "plugin"]
     rows = [[r["name"], *(c.metric.format(v) for c, v in zip(columns, r["values"])),
-             f"{r['fastest']['p50']:.1f}" if r["fastest"] else "-", f"{r['license']} ({reg.model(r['name']).card['license']['use']})",
-             reg.model(r["name"]).plugin] for r in board["rows"]]
+             f"{r['fastest']['p50']:.1f}" if r["fastest"] else "-",
+             f"{r['license']} ({models[r['name']].card['license']['use']})", models[r["name"]].plugin]
+            for r in board["rows"]]
     click.echo(table(rows, headers))
 
 

@@ -11,6 +11,7 @@ from modelzoo.errors import EXIT_PARTIAL, ZooError
 from modelzoo.evaluate import for_task, pair_references, score_pixels
 from modelzoo.plugins import registry
 
+
 def pick_evaluator(reg, task):
     evaluators = list(reg.evaluators.values())
     if task:
