@@ -6,6 +6,7 @@ Each folder has a manifest with the sha256 of its files, so a corrupt or partial
 file lock keeps two processes from building the same artifact at once.
 """
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -50,6 +51,7 @@ class Job:
     workdir: Path | None = None
     onnx: Path | None = None
     report: dict = field(default_factory=dict)
+    donor: "Job | None" = None  # the compiled int8 job of another backend that this one converts (int8_donor)
 
     @property
     def label(self):
@@ -213,7 +215,8 @@ def _build(job, log):
     started = time.perf_counter()
     try:
         files = []
-        if getattr(job.backend, "needs_onnx", True):
+        job.donor = donor(job, log)
+        if getattr(job.backend, "needs_onnx", True) and job.donor is None:
             checkpoint = job.spec["frontend"].get("checkpoint")
             if checkpoint:
                 job.onnx = Path(checkpoint)
@@ -243,6 +246,17 @@ def _build(job, log):
     job.workdir = final
     manifest["cache"] = "miss"
     return manifest
+
+
+def donor(job, log):
+    """The same int8 build compiled (or found cached) on the backend job.backend converts its int8 from, or None."""
+    name = job.backend.int8_donor(job.spec["backend"]) if job.dtype == "int8" else None
+    if name is None:
+        return None
+    given = dataclasses.replace(job, backend=default_registry().backend(name), workdir=None, onnx=None, report={},
+                                donor=None)
+    ensure(given, log=log)
+    return given
 
 
 def artifact_hash(job):

@@ -1,12 +1,15 @@
 """The compile step: reference-zoo build yamls, export with the deploy patch, the artifact cache."""
 import json
 
+import numpy as np
 import onnx
 import pytest
 
 from conftest import SHARED, needs_shared
 from modelzoo import compile as compiler
+from modelzoo import quantize
 from modelzoo.quantize import CALIBRATE_MODES
+from toys import Plain, ToyModel, images, int8, registered, save_weights, weights_for, write_card
 
 pytestmark = needs_shared
 REFERENCE_YAML = SHARED / "reference" / "vastmodelzoo" / "official_pairlie.yaml"
@@ -73,3 +76,26 @@ def test_editing_the_network_code_changes_the_artifact_key(tmp_path):
     assert code_hash(model) == before
     (folder / "net.py").write_text((folder / "net.py").read_text() + "\n# edited\n")
     assert code_hash(model) != before
+
+
+def test_openvino_int8_converts_the_cached_onnxruntime_int8_and_calibrates_once(tmp_path, monkeypatch):
+    """One calibration serves both runtimes: OpenVINO's int8 (own calibrator) is compiled from the QDQ model of
+    the same build on ONNX Runtime, which it compiles first when it is not cached."""
+    calibration = images(tmp_path / "calib", count=2)
+    entry = save_weights("toy-donor", "plain.pth", weights_for(Plain))
+    model = type("Toy", (ToyModel,), {"network_class": Plain})(
+        write_card(tmp_path / "model", "toy-donor", builds={"int8": int8(calibration)}, weights={"official": entry}))
+    calls = []
+    original = quantize.to_int8
+    monkeypatch.setattr(quantize, "to_int8", lambda job, target: calls.append(job.backend.name) or original(job, target))
+    monkeypatch.setattr("modelzoo.backends.ort.to_int8", quantize.to_int8)
+    with registered(model):
+        openvino = compiler.prepare(model, "int8", "openvino", workspace=tmp_path / "cache")
+        x = np.random.default_rng(0).random((1, 3, 32, 48), dtype=np.float32) * 0.4
+        (from_openvino,) = compiler.load(openvino).run(x)
+        onnxruntime = compiler.prepare(model, "int8", "onnxruntime", workspace=tmp_path / "cache")
+        assert compiler.ensure(onnxruntime)["cache"] == "hit"  # OpenVINO's compile left it in the cache
+        (from_onnxruntime,) = compiler.load(onnxruntime).run(x)
+    assert calls == ["onnxruntime"]
+    assert openvino.report["calibration"] == onnxruntime.report["calibration"]
+    assert float(np.abs(from_openvino - from_onnxruntime).max()) <= 2 / 255  # the same int8 model, two runtimes

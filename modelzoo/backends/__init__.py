@@ -20,6 +20,12 @@ class Backend:
             return f"backend {self.name} needs the '{self.package}' package: {self.install}"
         return None
 
+    def int8_donor(self, build):
+        """The backend whose int8 artifact this one converts for `build` (a build yaml's backend section), or None
+        when it quantizes on its own: compile builds (or finds cached) the donor's artifact first and sets
+        job.donor, so calibration runs once for both runtimes."""
+        return None
+
     def compile(self, job):
         """Write the artifact files for `job` (a modelzoo.compile.Job) into job.workdir; return their names."""
         raise NotImplementedError

@@ -1,9 +1,10 @@
-"""OpenVINO on the CPU: fp32 IR from the ONNX export; int8 from the QDQ model the ONNX Runtime build writes."""
+"""OpenVINO on the CPU: fp32 IR from the ONNX export; int8 from the QDQ model the ONNX Runtime build writes
+(its cached artifact, so one calibration serves both runtimes), or quantized by NNCF."""
 import importlib.util
 
 from modelzoo.backends import Backend
 from modelzoo.errors import ZooError
-from modelzoo.quantize import nncf_int8, to_int8
+from modelzoo.quantize import nncf_int8
 
 
 class OpenVINO(Backend):
@@ -19,6 +20,9 @@ class OpenVINO(Backend):
             return "an NNCF int8 build needs the 'nncf' package: pip install nncf (or 'modelzoo[nncf]')"
         return problem
 
+    def int8_donor(self, build):
+        return "onnxruntime" if quantizer(build) == "modelzoo" else None
+
     def compile(self, job):
         import openvino as ov  # deferred: a runtime loads only when a build of it compiles or opens
 
@@ -30,15 +34,13 @@ class OpenVINO(Backend):
         if job.dtype == "fp32" or job.dtype == "fp16":
             source = job.onnx
         elif job.dtype == "int8":
-            source = job.workdir / "qdq.onnx"
-            job.report.update(to_int8(job, source))
+            source = job.donor.workdir / "model.onnx"
+            job.report.update(job.donor.report)
         else:
             raise ZooError(f"{job.label}: openvino builds fp32, fp16 or int8, not {job.dtype}")
         model = ov.convert_model(str(source))
         # fp16 compresses the stored weights; load() picks the compute precision.
         ov.save_model(model, str(job.workdir / "model.xml"), compress_to_fp16=job.dtype == "fp16")
-        if source != job.onnx:
-            source.unlink()
         return ["model.xml", "model.bin"]
 
     def load(self, job, threads=0):
