@@ -131,7 +131,9 @@ def test_every_setting_reaches_the_fit(official, monkeypatch, tmp_path):
     pixels = crop("55", tmp_path / "in")
     expected = run_official(tmp_path / "in", tmp_path / "out", settings, monkeypatch)
     out = zoo(pixels, settings)
-    assert float((out - expected).abs().max()) <= 1e-5
+    # measured: 0 on an AVX-512 machine, 1.6e-4 on an AVX2 one (the 3 x 3 window's wider reductions round
+    # differently there, and 12 Adam steps carry it); 50x below what the settings change (> 0.05)
+    assert float((out - expected).abs().max()) <= 1e-3
     assert float((out - zoo(pixels, SMALL)).abs().max()) > 0.05
 
 
