@@ -4,10 +4,13 @@ import json
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from conftest import SHARED, needs_shared
 from modelzoo import compile as compiler
 from modelzoo import quantize
+from modelzoo.errors import ZooError
+from modelzoo.export import export_onnx
 from modelzoo.quantize import CALIBRATE_MODES
 from toys import Plain, ToyModel, images, int8, registered, save_weights, weights_for, write_card
 
@@ -99,3 +102,27 @@ def test_openvino_int8_converts_the_cached_onnxruntime_int8_and_calibrates_once(
     assert calls == ["onnxruntime"]
     assert openvino.report["calibration"] == onnxruntime.report["calibration"]
     assert float(np.abs(from_openvino - from_onnxruntime).max()) <= 2 / 255  # the same int8 model, two runtimes
+
+
+class ExportsOtherwise(Plain):
+    """Plain whose exported graph adds 3e-4: an operator the export computes another way than torch."""
+
+    def forward(self, x):
+        (y,) = super().forward(x)
+        return (y + 3e-4,) if torch.onnx.is_in_onnx_export() else (y,)
+
+
+@pytest.mark.parametrize("limit", [None, 1e-3])
+def test_the_cards_parity_limit_gates_the_onnx_export(tmp_path, limit):
+    entry = save_weights("toy-parity", "plain.pth", weights_for(Plain))
+    fields = {"weights": {"official": entry}, **({"parity_limit": limit} if limit else {})}
+    model = type("Toy", (ToyModel,), {"network_class": ExportsOtherwise})(
+        write_card(tmp_path / "model", "toy-parity", **fields))
+    with registered(model):
+        job = compiler.prepare(model, "fp32", "onnxruntime", workspace=tmp_path / "cache")
+        if limit is None:
+            with pytest.raises(ZooError, match=r"differs from torch by 3.0\de-04 \(limit 1e-04\)"):
+                export_onnx(job, tmp_path / "toy.onnx")
+        else:
+            report = export_onnx(job, tmp_path / "toy.onnx")
+            assert report["limit"] == 1e-3 and 2.9e-4 < report["max_abs_diff"] < 3.1e-4
