@@ -15,8 +15,10 @@ from modelzoo.plugins import registry
 CALIBRATE_MODES = {"kl_divergence": "Entropy", "max": "MinMax", "percentile": "Percentile"}
 
 
-def to_fp16(source, target):
-    """fp16 weights and activations inside; fp32 inputs and outputs kept so callers do not change."""
+def to_fp16(source, target, settings=None, label="the build yaml"):
+    """fp16 weights and activations inside, but for the nodes the build yaml keeps in float (`settings`, its
+    backend.quantize: keep_float_ops by op type, keep_float_nodes by node-name prefix); fp32 inputs and outputs
+    kept so callers do not change."""
     import warnings
 
     import onnx
@@ -24,10 +26,108 @@ def to_fp16(source, target):
 
     model = onnx.load(str(source))
     separate_outputs(model)
+    settings = settings or {}
+    op_types, nodes = kept_op_types(model, settings, label), kept_nodes(model, settings, label)
+    constants_to_initializers(model, set(nodes) | {n.name for n in model.graph.node if n.op_type in op_types})
+    casts = {node.name for node in model.graph.node if node.op_type == "Cast"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # it warns for every weight below fp16's smallest normal number
-        model = float16.convert_float_to_float16(model, keep_io_types=True)
+        model = float16.convert_float_to_float16(
+            model, keep_io_types=True, op_block_list=float16.DEFAULT_OP_BLOCK_LIST + op_types, node_block_list=nodes)
+    bypass_round_trips(model, casts)
+    retarget_casts(model)
     onnx.save(model, str(target))
+
+
+def kept_op_types(model, settings, label):
+    """The op types an fp16 build keeps in fp32 (keep_float_ops); one the export lacks is an error, since the
+    build would silently convert what it meant to keep."""
+    present = sorted({node.op_type for node in model.graph.node})
+    op_types = list(settings.get("keep_float_ops") or [])
+    unknown = [op for op in op_types if op not in present]
+    if unknown:
+        raise ZooError(f"{label}: backend.quantize.keep_float_ops: {', '.join(unknown)} is not an op type of the "
+                       f"export (its op types: {', '.join(present)})")
+    return op_types
+
+
+def kept_nodes(model, settings, label):
+    """Names of the nodes under the keep_float_nodes prefixes (kept in fp32 by fp16 builds, their convolutions in
+    float by int8 builds); a prefix of no node is an error, as in kept_op_types."""
+    prefixes = tuple(settings.get("keep_float_nodes") or ())
+    names = [node.name for node in model.graph.node]
+    unknown = [prefix for prefix in prefixes if not any(name.startswith(prefix) for name in names)]
+    if unknown:
+        raise ZooError(f"{label}: backend.quantize.keep_float_nodes: {', '.join(unknown)} is the prefix of no node "
+                       f"of the export (its nodes: {', '.join(names[:4])}{', ...' if len(names) > 4 else ''})")
+    return [name for name in names if prefixes and name.startswith(prefixes)]
+
+
+def constants_to_initializers(model, kept):
+    """Turn the Constant nodes read only by `kept` nodes into initializers: the converter keeps a kept node's
+    initializers in fp32 but sends a Constant's value through a Cast to fp16 and back (1000.25 -> 1000)."""
+    readers = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, set()).add(node.name)
+    for node in list(model.graph.node):
+        read_by = readers.get(node.output[0]) if node.op_type == "Constant" else None
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        if read_by and read_by <= kept and value is not None:
+            model.graph.initializer.append(value)
+            model.graph.initializer[-1].name = node.output[0]
+            model.graph.node.remove(node)
+
+
+def cast_target(node):
+    return next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+
+
+def bypass_round_trips(model, original):
+    """Let kept nodes read each other's fp32 outputs directly instead of through the converter's Cast to fp16 and
+    back. onnxconverter-common removes such a pair only where the fp16 tensor has one reader, so a kept region
+    still rounded (and overflowed) fp16 wherever a tensor is read twice. Casts named in `original` (the
+    model's own) stay."""
+    import onnx
+
+    producers = {output: node for node in model.graph.node for output in node.output}
+    outputs = {output.name for output in model.graph.output}
+    bypass = {}
+    for node in model.graph.node:
+        first = producers.get(node.input[0]) if cast_target(node) == onnx.TensorProto.FLOAT else None
+        if (first is not None and cast_target(first) == onnx.TensorProto.FLOAT16 and node.output[0] not in outputs
+                and not {node.name, first.name} & original):
+            bypass[node.output[0]] = first.input[0]
+    for node in model.graph.node:
+        node.input[:] = [bypass.get(name, name) for name in node.input]
+    drop_unread_casts(model, original)
+
+
+def drop_unread_casts(model, original):
+    """Remove the converter's Casts whose outputs nothing reads any more, repeatedly: a Cast to fp16 that only a
+    bypassed Cast read is unread once that one is gone."""
+    outputs = {output.name for output in model.graph.output}
+    while True:
+        read = {name for node in model.graph.node for name in node.input} | outputs
+        unread = [node for node in model.graph.node
+                  if cast_target(node) is not None and node.name not in original and node.output[0] not in read]
+        if not unread:
+            return
+        for node in unread:
+            model.graph.node.remove(node)
+
+
+def retarget_casts(model):
+    """Make every Cast to float32 whose output the converter retyped to float16 cast to float16.
+
+    onnxconverter-common retypes the outputs of converted nodes, a Cast int64 -> float32 (an index turned into
+    a value) among them, but leaves the Cast's `to`: ONNX Runtime then refuses the graph's mismatched types."""
+    import onnx
+
+    declared = {info.name: info.type.tensor_type.elem_type for info in model.graph.value_info}
+    for node in model.graph.node:
+        if cast_target(node) == onnx.TensorProto.FLOAT and declared.get(node.output[0]) == onnx.TensorProto.FLOAT16:
+            next(a for a in node.attribute if a.name == "to").i = onnx.TensorProto.FLOAT16
 
 
 def separate_outputs(model):
@@ -86,9 +186,11 @@ STRIDE = 4  # histogram every 4th activation value: ranges barely move, calibrat
 def calibration_plan(model):
     """Activation tensors whose ranges quantization needs -> the tensor whose histogram gives that range.
 
-    Reflect/constant Pad adds no new values, so its output shares its input's range; a Conv whose only
-    consumer is a Relu takes the Relu's range, because QDQ fuses the pair.
+    Only floating-point tensors (by the graph's inferred types): boolean and integer ones (masks, indices) have no
+    range to quantize. Reflect/constant Pad adds no new values, so its output shares its input's range; a Conv
+    whose only consumer is a Relu takes the Relu's range, because QDQ fuses the pair.
     """
+    floats = float_tensors(model)
     consumers = {}
     for node in model.graph.node:
         for name in node.input:
@@ -101,7 +203,7 @@ def calibration_plan(model):
                             "ConstantOfShape", "Cast"):
             continue
         for name in list(node.input[:1]) + list(node.output):
-            if name and name not in constants and name not in tensors:
+            if name in floats and name not in constants and name not in tensors:
                 tensors.append(name)
         if node.op_type == "Pad":
             alias[node.output[0]] = node.input[0]
@@ -116,6 +218,18 @@ def calibration_plan(model):
         return name
 
     return {name: root(name) for name in tensors}
+
+
+FLOATS = (1, 10, 11, 16)  # onnx.TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
+
+
+def float_tensors(model):
+    """Names of the graph's floating-point tensors (inputs and node outputs), by ONNX shape inference's types."""
+    import onnx
+
+    typed = onnx.shape_inference.infer_shapes(model)
+    infos = [*typed.graph.input, *typed.graph.value_info, *typed.graph.output]
+    return {info.name for info in infos if info.type.tensor_type.elem_type in FLOATS}
 
 
 class Histogram:
@@ -289,8 +403,11 @@ def to_int8(job, target):
 
 
 def skipped_nodes(model, settings, label):
-    """Convolutions kept in float: by name (skip_nodes) and by position among the Convs (skip_conv_layers,
-    negative counts from the end)."""
+    """Convolutions kept in float: by name (skip_nodes), by position among the Convs (skip_conv_layers,
+    negative counts from the end) and by node-name prefix (keep_float_nodes, as fp16 builds keep nodes)."""
+    if settings.get("keep_float_ops"):
+        raise ZooError(f"{label}: backend.quantize.keep_float_ops: an int8 build quantizes only convolutions; "
+                       f"keep chosen ones in float with skip_nodes or keep_float_nodes")
     convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
     chosen = list(settings.get("skip_nodes") or [])
     unknown = [name for name in chosen if name not in convs]
@@ -300,7 +417,8 @@ def skipped_nodes(model, settings, label):
     for index in settings.get("skip_conv_layers") or []:
         if -len(convs) <= index < len(convs):
             chosen.append(convs[index])
-    return sorted(set(chosen))
+    kept = set(kept_nodes(model, settings, label))
+    return sorted(set(chosen) | {name for name in convs if name in kept})
 
 
 def nncf_int8(job):

@@ -41,6 +41,62 @@ def test_fp16_model_with_an_output_read_inside_runs(tmp_path):
         assert a.dtype == np.float32 and np.abs(e - a).max() < 1e-2
 
 
+class Offset(nn.Module):
+    """(z - 1000) - (z - z) with z = y - -1000.25: float16 has no 1000.25 (its spacing at 1000 is 0.5), so an fp16
+    build is 0.25 off; z is read thrice, which onnxconverter-common alone would still pass through fp16."""
+
+    def forward(self, y):
+        z = y - -1000.25
+        return (z - 1000.0) - (z - z)
+
+
+def levels(x):
+    """x rounded down to quarters through int64: a Cast int64 -> float in the graph (as FLOL's DFT tables)."""
+    return (x * 4).long().to(x.dtype) / 4
+
+
+class Indexed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.offset = nn.Conv2d(3, 3, 1), Offset()
+
+    def forward(self, x):
+        return self.offset(self.conv(x) * (1 + levels(x)))
+
+
+def fp16_error(tmp_path, settings=None):
+    """Max abs difference of the fp16 build of Indexed from its fp32 export (ONNX Runtime)."""
+    source, target = tmp_path / "indexed.onnx", tmp_path / "indexed-fp16.onnx"
+    torch.onnx.export(Indexed().eval(), (torch.rand(1, 3, 8, 8),), str(source), input_names=["input"],
+                      output_names=["out"], opset_version=17, dynamo=False)
+    assert any(n.op_type == "Cast" for n in onnx.load(str(source)).graph.node)
+    quantize.to_fp16(source, target, settings, "b.yaml")
+    x = np.random.default_rng(0).random((1, 3, 8, 8), dtype=np.float32)
+    expected, actual = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+                        for p in (source, target))
+    return float(np.abs(expected - actual).max())
+
+
+def test_fp16_keeps_the_named_nodes_in_fp32(tmp_path):
+    """ONNX Runtime loads the fp16 graph despite the Cast of int64 values, and keep_float_ops / keep_float_nodes
+    keep the offset, its constants included, in fp32."""
+    assert fp16_error(tmp_path) > 0.2  # all fp16: the constant's rounding
+    assert fp16_error(tmp_path, {"keep_float_ops": ["Sub"]}) < 5e-3  # only the 1x1 convolution's rounding
+    assert fp16_error(tmp_path, {"keep_float_nodes": ["/offset/"]}) < 5e-3
+
+
+def test_fp16_keep_float_names_that_match_nothing_are_errors(tmp_path):
+    """A misspelt op type or prefix would otherwise convert the very nodes it meant to keep."""
+    from modelzoo.errors import ZooError
+
+    with pytest.raises(ZooError, match=r"^b.yaml: backend.quantize.keep_float_ops: Atan2 is not an op type of the "
+                                       r"export \(its op types: Add, Cast, "):
+        fp16_error(tmp_path, {"keep_float_ops": ["Atan2"]})
+    with pytest.raises(ZooError, match=r"^b.yaml: backend.quantize.keep_float_nodes: /ofset/ is the prefix of no "
+                                       r"node of the export \(its nodes: "):
+        fp16_error(tmp_path, {"keep_float_nodes": ["/ofset/"]})
+
+
 def test_calibration_plan_shares_ranges_through_pad_and_relu(tmp_path):
     plan = quantize.calibration_plan(onnx.load(str(export(tmp_path))))
     model = onnx.load(str(export(tmp_path)))
@@ -155,6 +211,63 @@ def test_a_skip_node_that_is_not_in_the_graph_is_an_error(tmp_path):
     with pytest.raises(ZooError, match=r"^b.yaml: backend.quantize.skip_nodes: /conv/Cnv is not a Conv of the "
                                        r"export \(its Convs: /conv/Conv\)"):
         quantize.skipped_nodes(model, {"skip_nodes": ["/conv/Cnv"]}, "b.yaml")
+
+
+def test_keep_float_nodes_keeps_an_int8_builds_convolutions_float(tmp_path):
+    from modelzoo.errors import ZooError
+
+    model = onnx.load(str(export(tmp_path)))
+    assert quantize.skipped_nodes(model, {"keep_float_nodes": ["/conv/"]}, "b.yaml") == ["/conv/Conv"]
+    with pytest.raises(ZooError, match=r"^b.yaml: backend.quantize.keep_float_nodes: /cnv/ is the prefix of no node"):
+        quantize.skipped_nodes(model, {"keep_float_nodes": ["/cnv/"]}, "b.yaml")
+    with pytest.raises(ZooError, match=r"^b.yaml: backend.quantize.keep_float_ops: an int8 build quantizes only "):
+        quantize.skipped_nodes(model, {"keep_float_ops": ["Relu"]}, "b.yaml")
+
+
+class Gated(nn.Module):
+    """Boolean and integer tensors between convolutions: a mask (Greater, Where) and levels through int64."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 3, 1)
+
+    def forward(self, x):
+        y = self.a(x)
+        y = torch.where(y > 0, y, 0.1 * y) * (1 + levels(x[:, :1]))
+        return torch.sigmoid(self.b(y))
+
+
+def test_int8_calibrates_only_float_tensors(tmp_path):
+    """A graph with boolean and int64 activations calibrates, quantizes its convolutions and runs."""
+    from types import SimpleNamespace
+
+    from modelzoo import imaging
+
+    path, target = tmp_path / "gated.onnx", tmp_path / "gated-int8.onnx"
+    torch.manual_seed(0)
+    torch.onnx.export(Gated().eval(), (torch.rand(1, 3, 16, 16),), str(path), input_names=["input"],
+                      output_names=["out"], opset_version=17, dynamo=False)
+    typed = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    kinds = {info.name: info.type.tensor_type.elem_type for info in typed.graph.value_info}
+    assert {onnx.TensorProto.BOOL, onnx.TensorProto.INT64} <= set(kinds.values())
+    plan = quantize.calibration_plan(onnx.load(str(path)))
+    assert plan and all(kinds.get(name, onnx.TensorProto.FLOAT) == onnx.TensorProto.FLOAT for name in plan)
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        imaging.write_rgb(tmp_path / "calib" / f"{index}.png", rng.integers(0, 255, (16, 16, 3), dtype=np.uint8))
+    model = SimpleNamespace(card={"input": {"range": [0.0, 1.0]}}, runtime_inputs={}, multiple_of=1,
+                            input_shape=lambda: [1, 3, 16, 16], runtime_arrays=lambda values=None: {})
+    job = SimpleNamespace(spec={"backend": {"quantize": {"calibrate_mode": "percentile"}},
+                                "dataset": {"path": str(tmp_path / "calib"), "process_ops": []}},
+                          onnx=path, model=model, spec_path="gated.yaml", options={}, native=False,
+                          backend=SimpleNamespace(name="onnxruntime"))
+    quantize.to_int8(job, target)
+    quantized = onnx.load(str(target))
+    assert sum(n.op_type == "QuantizeLinear" for n in quantized.graph.node) >= 2
+    x = rng.random((1, 3, 16, 16), dtype=np.float32)
+    expected, actual = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+                        for p in (path, target))
+    assert float(np.abs(expected - actual).max()) < 0.05
 
 
 def test_accuracy_control_keeps_float_only_what_the_agreement_needs(tmp_path):

@@ -18,7 +18,7 @@ class OnnxRuntime(Backend):
         if job.dtype == "fp32":
             shutil.copyfile(job.onnx, target)
         elif job.dtype == "fp16":
-            to_fp16(job.onnx, target)
+            to_fp16(job.onnx, target, job.spec["backend"].get("quantize"), job.spec_path)
         elif job.dtype == "int8":
             job.report.update(to_int8(job, target))
         else:
