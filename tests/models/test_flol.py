@@ -5,13 +5,15 @@ import importlib.util
 import sys
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
 from conftest import loaded, raw_state, reproduces_saved, LOL, SHARED, WEIGHTS
 from modelzoo import compile as compiler
-from modelzoo import imaging
+from modelzoo import imaging, quantize
 from modelzoo.export import export_onnx
+from modelzoo.metrics import agreement_db
 from modelzoo_models.flol.spectral import MatrixDFT, TorchFFT, atan2
 
 REFERENCE = SHARED / "reference" / "flol"
@@ -150,8 +152,6 @@ def test_onnx_export_runs_any_size(flol, tmp_path):
     |luma - blurred luma| + 1e-4 and by its maximum, so float rounding in the frequency stage is amplified, the
     more so the smaller the image (the official network with a float64 FFT differs from its own float32 run by
     up to 8e-4 on LOL eval15 frames; ONNX Runtime fp32 by 2e-4 to 6e-4 there, 1e-5 to 9e-5 on average)."""
-    import onnxruntime as ort
-
     job = compiler.prepare(flol, "fp32", "onnxruntime", native=True)
     job.spec["frontend"]["shape"] = {"input": [1, 3, 64, 96]}
     report = export_onnx(job, tmp_path / "flol.onnx", dynamic=True)
@@ -166,6 +166,22 @@ def test_onnx_export_runs_any_size(flol, tmp_path):
         difference = np.abs(got - expected.numpy())
         assert got.shape == tuple(expected.shape)
         assert float(difference.mean()) <= 1e-4 and float(difference.max()) <= 2e-3, (difference.mean(), difference.max())
+
+
+def test_fp16_build_keeps_the_fourier_blocks_in_fp32(flol, tmp_path):
+    """On a 200x304 LOL crop the fp16 build (build/fp16.yaml: the Fourier blocks in fp32) stays close to fp32's
+    output, where the same graph all in fp16 does not (the blocks' rfft2 sums overflow float16)."""
+    job = compiler.prepare(flol, "fp16", "onnxruntime")
+    job.spec["frontend"]["shape"] = {"input": [1, 3, 200, 304]}
+    export_onnx(job, tmp_path / "fp32.onnx")
+    quantize.to_fp16(tmp_path / "fp32.onnx", tmp_path / "fp16.onnx", job.spec["backend"]["quantize"], job.spec_path)
+    quantize.to_fp16(tmp_path / "fp32.onnx", tmp_path / "all-fp16.onnx")
+    x = lol_input("55", (200, 304)).numpy()
+    (expected, kept, every) = (
+        ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+        for name in ("fp32.onnx", "fp16.onnx", "all-fp16.onnx"))
+    assert agreement_db(kept, expected) > 45
+    assert not agreement_db(every, expected) > 30  # NaN or far off
 
 
 @pytest.mark.slow
