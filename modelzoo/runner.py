@@ -64,9 +64,11 @@ def infer(request, image, inputs=None):
                        f"(run with --resize to resize it)")
     x = model.preprocess(image, model.vdsp(), native=request.native)
     # Tiles are exact only for a finite receptive field; a card without one (global pooling, attention) runs whole.
+    # By area: memory scales with the pixel count, so a frame of at most tile x tile pixels (a 1280x720 video
+    # frame under the 1024 px default) runs whole even where one side is longer than the tile.
     radius = model.card.get("complexity", {}).get("receptive_radius")
     arrays = model.runtime_arrays(request.inputs if inputs is None else inputs)
-    if request.native and request.tile and radius is not None and max(height, width) > request.tile:
+    if request.native and request.tile and radius is not None and height * width > request.tile ** 2:
         return run_tiled(request.session, x, request.tile, radius, arrays)
     return feed(request.session, x, arrays)
 

@@ -8,9 +8,11 @@ reaches the image's own border it is not cut: the tile touches the real border, 
 the same place as in the full frame, and those pixels are exact too. Cores partition the image, so the
 stitched result equals the full-frame result up to float rounding (tests: max abs diff <= 1e-5).
 
-Tiles along an axis are balanced (equal cores, the last one at most a pixel smaller), so a dynamic-shape
-runtime sees only a few distinct shapes. Only sessions that accept any input size can run tiles: the torch
-backend and dynamic (--native) ONNX builds.
+An image of at most tile x tile pixels runs whole, whatever its sides (a 1280x720 frame under 1024 px tiles):
+memory follows the area, and the stitched result is the whole-frame one anyway. Larger images are cut into
+cores of at most `tile` pixels a side. Tiles along an axis are balanced (equal cores, the last one at most a
+pixel smaller), so a dynamic-shape runtime sees only a few distinct shapes. Only sessions that accept any
+input size can run tiles: the torch backend and dynamic (--native) ONNX builds.
 """
 import math
 import os
@@ -20,7 +22,7 @@ import numpy as np
 from modelzoo.backends import feed
 from modelzoo.errors import ZooError
 
-DEFAULT_TILE = 1024  # images larger than this run in tiles with an exact halo (`modelzoo run --tile`, eval)
+DEFAULT_TILE = 1024  # images over this squared (1 MP) run in tiles with an exact halo (`modelzoo run --tile`, eval)
 
 MIN_HALO = 16
 # Largest core side actually run: a larger --tile is split further. Peak RSS for a 4000x6000 PairLIE image
@@ -57,7 +59,7 @@ def run_tiled(session, x, tile, halo=MIN_HALO, inputs=None):
     height, width = x.shape[2:]
     halo = max(MIN_HALO, int(halo or 0))
     tile = min(tile, max_tile())  # bounded memory; exactness does not depend on the tile size
-    if tile <= 0 or (height <= tile and width <= tile):
+    if tile <= 0 or height * width <= tile * tile:  # by area: at most tile x tile pixels run whole
         return feed(session, x, inputs)
     if tile < 2 * halo:
         raise ZooError(f"tile {tile} is smaller than twice the halo ({halo} px); use --tile {2 * halo} or more")

@@ -72,7 +72,7 @@ def engine_options(function):
               "reference zoo's fixed-shape behaviour) instead of running it at its own size.")
 @click.option("--native", is_flag=True, hidden=True, help="Each image at its own size: the default now.")
 @click.option("--tile", type=click.IntRange(min=0), default=DEFAULT_TILE, show_default=True,
-              help="Images larger than this run in tiles with an exact halo (0: never).")
+              help="Images of more than TILE x TILE pixels run in tiles of at most TILE a side, with an exact halo (0: never).")
 @click.option("--format", "fmt", type=click.Choice(sorted(imaging_formats())), default=None,
               help="Output format (default: each input's own).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
