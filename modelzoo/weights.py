@@ -3,8 +3,10 @@
 A weights variant of a card is one file entry (file, url, sha256, size), several (`files`: role -> file entry),
 or none (a model that needs no weights). A file entry may say how to read it: `format` torch (default: torch.load
 with weights_only=True) or hdf5 (a flat {"group/.../dataset": numpy array} dict, e.g. Keras .h5 weights),
-`key` (the checkpoint is a dict holding the state dict under that key) and `pickle_globals` (dotted names of the
-classes the restricted unpickler may construct besides tensors and containers; nothing else is unpickled).
+`key` (the checkpoint is a dict holding the state dict under that key), `pickle_globals` (dotted names of the
+classes the restricted unpickler may construct besides tensors and containers; nothing else is unpickled) and
+`pickle_placeholders` (classes a checkpoint names but nothing here uses, such as a training framework's callback
+class as a dict key: read as empty stand-ins, so that framework need not be installed).
 
 Every file's subnormal float values (nonzero, below float32's normal range) are read as zero: training with weight
 decay leaves some checkpoints full of them (up to half of a checkpoint's values in this zoo), they change no
@@ -154,7 +156,8 @@ def read(path, entry, card="card"):
     if entry.get("format", "torch") == "hdf5":
         state = load_hdf5(path)
     else:
-        state = load_state_dict(path, allowed_globals(entry.get("pickle_globals") or [], card))
+        allowed = allowed_globals(entry.get("pickle_globals") or [], card)
+        state = load_state_dict(path, allowed + placeholders(entry.get("pickle_placeholders") or []))
     key = entry.get("key")
     if key is not None:
         if key not in state:
@@ -194,6 +197,11 @@ def allowed_globals(names, card="card"):
         except (ImportError, AttributeError, ValueError):
             raise ZooError(f"{card}: weights: pickle_globals: cannot import '{name}'") from None
     return found
+
+
+def placeholders(names):
+    """(stand-in, dotted name) pairs for torch's safe_globals: an empty class answering to each name."""
+    return [(type(name.rpartition(".")[2], (), {"__module__": name.rpartition(".")[0]}), name) for name in names]
 
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

@@ -2,6 +2,8 @@
 classes the restricted unpickler may construct (pickle_globals); every file sha256-checked, found, imported."""
 import argparse
 import hashlib
+import sys
+import types
 
 import h5py
 import numpy as np
@@ -114,3 +116,24 @@ def test_explicit_weights_import_and_validation(tmp_path, source, cli):
         "conv": {**entry(source[0] / "conv.pth"), "format": "keras"}}}})
     problems, _ = validation.validate_file(card)
     assert problems and "weights.official" in problems[0]
+
+
+def test_a_class_only_a_training_framework_has_is_read_as_a_placeholder(tmp_path, monkeypatch):
+    """A checkpoint keyed by a callback class of a framework that is not installed (as PyTorch Lightning's
+    ModelCheckpoint in PSENet's files) loads with pickle_placeholders naming it, and is refused without."""
+    framework = types.ModuleType("toytrainer.callbacks")
+    framework.Checkpointing = type("Checkpointing", (), {"__module__": "toytrainer.callbacks"})
+    monkeypatch.setitem(sys.modules, "toytrainer", types.ModuleType("toytrainer"))
+    monkeypatch.setitem(sys.modules, "toytrainer.callbacks", framework)
+    state = weights_for(Plain)
+    torch.save({"callbacks": {framework.Checkpointing: {"best": 0.1}}, "state_dict": state}, tmp_path / "ckpt.pth")
+    for name in ("toytrainer.callbacks", "toytrainer"):  # as on a machine without the framework
+        monkeypatch.delitem(sys.modules, name)
+    file = entry(tmp_path / "ckpt.pth", key="state_dict")
+    with pytest.raises(ZooError, match="ckpt.pth: refused to load"):
+        weights.read(tmp_path / "ckpt.pth", file)
+    loaded = weights.read(tmp_path / "ckpt.pth", {**file, "pickle_placeholders": ["toytrainer.callbacks.Checkpointing"]})
+    assert sorted(loaded) == sorted(state) and torch.equal(loaded["conv.weight"], state["conv.weight"])
+    # the card schema takes the field (loading a card validates it)
+    ToyModel(write_card(tmp_path / "model", "toy-placeholder",
+                        weights={"official": {**file, "pickle_placeholders": ["toytrainer.callbacks.Checkpointing"]}}))
