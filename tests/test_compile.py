@@ -1,16 +1,18 @@
 """The compile step: reference-zoo build yamls, export with the deploy patch, the artifact cache."""
 import json
 
+import cv2
 import numpy as np
 import onnx
 import pytest
+import skimage.data
 import torch
 
 from conftest import SHARED, needs_shared
 from modelzoo import compile as compiler
-from modelzoo import quantize
+from modelzoo import quantize, samples
 from modelzoo.errors import ZooError
-from modelzoo.export import export_onnx
+from modelzoo.export import example_inputs, export_onnx
 from modelzoo.quantize import CALIBRATE_MODES
 from toys import Plain, ToyModel, images, int8, registered, save_weights, weights_for, write_card
 
@@ -126,3 +128,20 @@ def test_the_cards_parity_limit_gates_the_onnx_export(tmp_path, limit):
         else:
             report = export_onnx(job, tmp_path / "toy.onnx")
             assert report["limit"] == 1e-3 and 2.9e-4 < report["max_abs_diff"] < 3.1e-4
+
+
+def test_a_card_may_gate_its_export_on_the_built_in_sample(tmp_path):
+    """parity_input: sample feeds the gate the darkened coffee sample at the build's shape instead of noise."""
+    entry = save_weights("toy-sample-gate", "plain.pth", weights_for(Plain))
+    noise_card = write_card(tmp_path / "noise", "toy-sample-gate", weights={"official": entry})
+    sample_card = write_card(tmp_path / "sample", "toy-sample-gate", weights={"official": entry}, parity_input="sample")
+    images = []
+    for card in (noise_card, sample_card):
+        model = type("Toy", (ToyModel,), {"network_class": Plain})(card)
+        with registered(model):
+            images.append(example_inputs(compiler.prepare(model, "fp32", "onnxruntime"))[0])
+    noise, sample = images
+    assert noise.shape == sample.shape == (1, 3, 32, 48) and sample.dtype == np.float32
+    coffee = cv2.resize(samples.darken(skimage.data.coffee()), (48, 32), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(sample[0].transpose(1, 2, 0), coffee / np.float32(255))
+    assert abs(float(noise.mean()) - 0.5) < 0.05 and float(sample.mean()) < 0.2  # noise vs a dark photo
