@@ -120,7 +120,7 @@ def test_build_all_skips_what_cannot_run_here(pairlie, monkeypatch):
 
 
 def test_eval_all_compares_every_model_in_one_table(cli, subset, tmp_path):
-    """Every registered model on one LOL pair (sixteen models, one of them fitting a network to each image)."""
+    """Every registered model on one LOL pair (every model, one of them fitting a network to each image)."""
     one = tmp_path / "one"
     for side in ("low", "high"):
         (one / side).mkdir(parents=True)
