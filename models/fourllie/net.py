@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from modelzoo_models.flol.net import FreBlock  # FLOL's Fourier block is FourLLIE's (FLOL derives from FourLLIE)
 from modelzoo_models.flol.spectral import MatrixDFT, TorchFFT
 
 
@@ -43,22 +44,6 @@ class SpaBlock(nn.Module):
 
     def forward(self, x):
         return x + self.block(x)
-
-
-class FreBlock(nn.Module):
-    """x + irfft2(process1(|X|) * e^(i process2(angle X)), s=(H, W)), X = rfft2(fpre(x))."""
-    spectral = TorchFFT
-
-    def __init__(self, nc):
-        super().__init__()
-        self.fpre = _conv1x1(nc, nc)
-        self.process1 = nn.Sequential(_conv1x1(nc, nc), nn.LeakyReLU(0.1), _conv1x1(nc, nc))
-        self.process2 = nn.Sequential(_conv1x1(nc, nc), nn.LeakyReLU(0.1), _conv1x1(nc, nc))
-
-    def forward(self, x):
-        height, width = x.shape[-2:]
-        mag, pha = self.spectral.polar_rfft2(self.fpre(x))
-        return self.spectral.irfft2_polar(self.process1(mag), self.process2(pha), height, width) + x
 
 
 class ProcessBlock(nn.Module):
