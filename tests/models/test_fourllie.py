@@ -195,10 +195,11 @@ def test_lol_eval15_reproduces_and_scores_the_official_pngs(fourllie, official, 
     paper-protocol scores are those of the official network's outputs saved as test.py saves them.
 
     `run` opens the dynamic (own-size) export, `eval` the static 400x600 one: their DFT tables round differently
-    and the network amplifies that (image 1: 0.0036 dB, max 9e-4 against torch's 3e-4), hence 0.005 dB here."""
+    and the network amplifies that (image 1: 0.0036 dB, max 9e-4 against torch's 3e-4 on this AVX-512 CPU); another
+    CPU's kernels round differently again (FLOL's export moved twice as far on an AVX2 one), hence 0.01 dB."""
     for protocol in ("zoo", "paper"):
         (tmp_path / protocol).mkdir()
-        saved = reproduces_saved(cli, tmp_path / protocol, "fourllie", protocol=protocol, psnr_abs=0.005)
+        saved = reproduces_saved(cli, tmp_path / protocol, "fourllie", protocol=protocol, psnr_abs=0.01)
     network = official_net(official, fourllie, "lol2-real")
     for name in ("1", "111"):
         with torch.no_grad():
