@@ -6,7 +6,7 @@ with three changes that make it tiny and fast:
   - one 3-channel curve map is estimated and shared by all eight iterations (instead of eight maps);
   - the curve map is estimated on a down-scaled input and bilinearly up-scaled to the input's size.
 
-    small = bilinear(input, 1/scale)      align_corners=False (F.interpolate's default); see downscale()
+    small = bilinear(input, 1/scale)      align_corners=False (F.interpolate's default); see Downscale
     x1..x6 as in Zero-DCE on `small`, every conv depthwise-separable, 32 features
     a = upsample(tanh(conv([x1, x6])), scale)             align_corners=True (nn.UpsamplingBilinear2d)
     enhanced = LE applied eight times with the same a
@@ -48,18 +48,31 @@ def curve(x, alpha):
     return x + alpha * (x * x - x)
 
 
-def downscale(x, scale):
+class Downscale(nn.Module):
     """The official F.interpolate(x, scale_factor=1 / scale, mode="bilinear") for H and W divisible by `scale`.
 
     Bilinear down-scaling without antialiasing samples each scale x scale block at its centre,
     scale * i + (scale - 1) / 2: for scale 12 that is the mean of the 2x2 pixels at offsets 5 and 6, for an odd
-    scale the one centre pixel. Written as that slice and average it gives the official values (bit for bit on
-    the LOL images here) and carries no fractional scale factor, which breaks the exports: fp16 conversion
-    rounds 1/12 to 0.0833 and ONNX Runtime then makes 33 rows of 408, not 34; an explicit size instead would be
-    frozen into the ncnn graph, which must run any size.
+    scale the one centre pixel. Written as a fixed depthwise convolution (stride `scale`, weight 1/4 on those
+    pixels, 0 elsewhere) it reads only the input, as every runtime here supports it: a slice then a pooling
+    made runtimes copy and reorder the whole full-size input first, the largest cost of a 720p frame after
+    the up-scaling, and strided slices are not in ncnn. The sum order differs from the official one by at
+    most an ulp (6e-8). It carries no fractional scale factor, which breaks the exports: fp16 conversion
+    rounds 1/12 to 0.0833 and ONNX Runtime then makes 33 rows of 408, not 34; an explicit size instead would
+    be frozen into the ncnn graph, which must run any size. The kernel is a non-persistent buffer: the
+    official state dict still loads strictly.
     """
-    start, window = (scale - 1) // 2, 2 - scale % 2
-    return F.avg_pool2d(x[:, :, start:, start:], kernel_size=window, stride=scale)
+
+    def __init__(self, scale, channels=3):
+        super().__init__()
+        self.scale = scale
+        start, window = (scale - 1) // 2, 2 - scale % 2
+        kernel = torch.zeros(channels, 1, scale, scale)
+        kernel[:, :, start:start + window, start:start + window] = 1 / window ** 2
+        self.register_buffer("kernel", kernel, persistent=False)
+
+    def forward(self, x):
+        return F.conv2d(x, self.kernel, stride=self.scale, groups=x.shape[1])
 
 
 class ZeroDCEPP(nn.Module):
@@ -69,6 +82,7 @@ class ZeroDCEPP(nn.Module):
     def __init__(self, scale_factor=SCALE):
         super().__init__()
         self.scale_factor = scale_factor
+        self.downscale = Downscale(scale_factor)
         self.relu = nn.ReLU()
         self.e_conv1 = SeparableConv(3, FEATURES)
         self.e_conv2 = SeparableConv(FEATURES, FEATURES)
@@ -83,7 +97,7 @@ class ZeroDCEPP(nn.Module):
         if x.shape[-2] % scale or x.shape[-1] % scale:
             raise ValueError(f"Zero-DCE++ needs H and W that are multiples of {scale}, got "
                              f"{x.shape[-2]}x{x.shape[-1]}: pad the input first (the engine does, input.multiple_of)")
-        small = downscale(x, scale)
+        small = self.downscale(x)
         x1 = self.relu(self.e_conv1(small))
         x2 = self.relu(self.e_conv2(x1))
         x3 = self.relu(self.e_conv3(x2))

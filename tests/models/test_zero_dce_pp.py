@@ -132,7 +132,7 @@ TOLERANCE = {"fp32": 1e-5, "fp16": 1e-3, "ncnn-fp32": 1e-5}
 def test_a_build_pads_a_lol_image_and_crops_back(zero_dce_pp, network, build):
     """input.multiple_of: 12: a 600x400 image comes back 600x400, enhanced as the network enhances its
     bottom-reflect-padded 600x408 version, also on the builds that a fractional down-scaling factor (fp16)
-    or a frozen size (ncnn) would break, see net.downscale."""
+    or a frozen size (ncnn) would break, see net.Downscale."""
     session = compiler.load(compiler.prepare(zero_dce_pp, build), log=lambda *_: None)
     x = lol_low("111", crop=False)
     (enhanced,) = session.run(x.numpy())
