@@ -4,6 +4,7 @@
 publish, the Ray engine and bench all go through it, so a library user gets exactly what `modelzoo run` does.
 """
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -35,6 +36,8 @@ class Enhancer:
 
     def __init__(self, model, job, session, params=None, native=False, tile=0, inputs=None):
         self.model, self._job, self.session = model, job, session
+        self.reopen = None  # under the automatic choice: open_any for another image size (set by open_any)
+        self.by_size = {}
         self.request = runner.Request(model, session, native=native, params=dict(params or {}), progress=False,
                                       tile=tile if native else 0, inputs=dict(inputs or {}))
 
@@ -77,9 +80,24 @@ class Enhancer:
 
     def video(self, source, target, codec="h264", crf=18, smoothing=0.0, progress=None):
         """Enhance a video file into `target` (frame timing, rotation, audio and subtitles kept; see
-        modelzoo.video); returns {"frames", "fps", "seconds", "flicker", "smoothing"}."""
-        return video.enhance_video(source, target, self, codec=codec, crf=crf, smoothing=smoothing,
+        modelzoo.video); returns {"frames", "fps", "seconds", "flicker", "smoothing"}. Under the automatic
+        choice the frames run on the build chosen for their size."""
+        enhancer = self.for_size(video.frame_size(source))
+        return video.enhance_video(source, target, enhancer, codec=codec, crf=crf, smoothing=smoothing,
                                    progress=progress)
+
+    def for_size(self, size):
+        """This enhancer, or, under the automatic choice, one on the build chosen for images of `size`
+        (height, width) where that is another (bench results at a size nearer it rank the builds otherwise)."""
+        size = tuple(size)
+        if self.reopen is None:
+            return self
+        if size not in self.by_size:
+            choice = choose.choose(self.model, size=size)
+            same = not choice.contenders and (choice.build, choice.backend) == (self.job.build, self.job.backend.name)
+            self.by_size[size] = self if same else self.reopen(size=size, params=self.request.params,
+                                                                inputs=self.request.inputs)
+        return self.by_size[size]
 
 
 def as_rgb(image):
@@ -113,12 +131,14 @@ def prepare(model, build=None, backend=None, variant=None, weights=None, device=
     return job
 
 
-def load(name, build=None, backend=None, variant=None, weights=None, device=None, resize=False, **settings):
+def load(name, build=None, backend=None, variant=None, weights=None, device=None, resize=False, size=None,
+         **settings):
     """An Enhancer for model NAME, compiled for `build` on `backend`; it enhances each image at its own size
     (tiled above 1024 px, like `modelzoo run`), or at the card's fixed input size with resize=True.
 
     With neither build nor backend, the fastest accurate build for this machine is chosen (see
-    modelzoo.choose; the choice is logged). build: a build of the card (fp32, fp16, int8, ...). backend: torch,
+    modelzoo.choose; the choice is logged), for images of `size` (height, width; default the card's input
+    size; a video picks again for its frame size). build: a build of the card (fp32, fp16, int8, ...). backend: torch,
     onnxruntime, openvino, ... (default: the build yaml's). variant: a weights variant of the card. weights: a
     file or folder (default: $MODELZOO_WEIGHTS, the user cache, then the card's url). device: for the torch
     backend, cpu, cuda or cuda:N. Other keywords are the card's post-processing parameters and runtime inputs,
@@ -132,7 +152,7 @@ def load(name, build=None, backend=None, variant=None, weights=None, device=None
     model = registry().model(name)
     params, inputs = model.settings(settings, "load():")
     return open_any(model, build, backend, variant, weights, device, native=not resize, params=params,
-                    tile=0 if resize else DEFAULT_TILE, inputs=inputs)
+                    tile=0 if resize else DEFAULT_TILE, inputs=inputs, size=size)
 
 
 def chooses(model, build=None, backend=None, variant=None):
@@ -143,24 +163,30 @@ def chooses(model, build=None, backend=None, variant=None):
 
 
 def open_any(model, build=None, backend=None, variant=None, weights=None, device=None, workspace=None,
-             native=False, threads=0, params=None, tile=0, inputs=None, announce=logger.info):
-    """open_enhancer for the build asked for, or for the automatic choice (announced in one line)."""
+             native=False, threads=0, params=None, tile=0, inputs=None, announce=logger.info, size=None):
+    """open_enhancer for the build asked for, or for the automatic choice for images of `size` (height, width;
+    default the card's input size), announced in one line."""
     if not chooses(model, build, backend, variant):
         return open_enhancer(model, build, backend, variant, weights, device, workspace, native, threads,
                              params=params, tile=tile, inputs=inputs)
-    choice = choose.choose(model)
+    choice = choose.choose(model, size=size)
     announce(f"{model.name}: {choice.reason}")
+    asked_tile = tile
     tile = min(tile, choice.tile) if tile and choice.tile else tile  # the tile its 12 MP peak fits the limit at
     opened = [open_enhancer(model, b, k, variant, weights, device, workspace, native, threads, params=params,
                             tile=tile, inputs=inputs) for b, k in choice.contenders or [(choice.build, choice.backend)]]
     if len(opened) == 1:
-        return opened[0]
+        enhancer = opened[0]
+    else:
+        def settled(timings, images):
+            announce(f"{model.name}: {choose.settle(model, choice, timings, images).reason}")
 
-    def settled(timings, images):
-        announce(f"{model.name}: {choose.settle(model, choice, timings, images).reason}")
-
-    contest = Contest([(e.job, e.session) for e in opened], settled)
-    return Enhancer(model, contest.job, contest, params, native, tile, inputs)
+        contest = Contest([(e.job, e.session) for e in opened], settled)
+        enhancer = Enhancer(model, contest.job, contest, params, native, tile, inputs)
+    enhancer.reopen = functools.partial(open_any, model, variant=variant, weights=weights, device=device,
+                                        workspace=workspace, native=native, threads=threads, tile=asked_tile,
+                                        announce=announce)
+    return enhancer
 
 
 class Contest:

@@ -272,11 +272,14 @@ def validate(document):
 
 
 def save(model, document, machine_id=None):
-    """Write the document to the model's results folder as bench-<machine-id>.json; returns the path."""
+    """Write the document to the model's results folder as bench-<machine-id>.json, or
+    bench-<machine-id>-<W>x<H>.json when it measured another input size than the card's; returns the path."""
     validate(document)
     folder = model.results_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"bench-{machine_id or document['machine']['id']}.json"
+    height, width = document["settings"]["shape"][-2:]
+    size = "" if [height, width] == model.input_shape()[-2:] else f"-{width}x{height}"
+    target = folder / f"bench-{machine_id or document['machine']['id']}{size}.json"
     atomic_write(target, json.dumps(document, indent=2) + "\n")
     return target
 

@@ -14,6 +14,7 @@ the winner per machine and library versions. This module only reads results docu
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 
 from modelzoo import documents, paths
@@ -37,6 +38,7 @@ class Choice:
     scores: dict | None = None
     contenders: list = field(default_factory=list)  # [(build, backend)] still to be timed here; empty: settled
     tile: int | None = None  # the largest tile whose 12 MP peak fits MEMORY_LIMIT_MB (None: unmeasured)
+    size: tuple | None = None  # (height, width) chosen for; None: the card's input
 
 
 def evaluations(model):
@@ -74,24 +76,42 @@ def accurate(model, scores, metrics):
     return kept
 
 
-def bench_rows(model, isa=None):
+def bench_rows(model, isa=None, size=None):
     """{isa: {(build, backend): (p50 ms, speed-up)}} from the model's bench files (batch 1, one instance, CPU,
-    static shapes); only class `isa` when given."""
-    classes = {}
+    static shapes); only class `isa` when given. Per class, only the files benched at the input size nearest
+    `size` (height, width; default the card's input): which build is fastest changes with the size (a runtime
+    with a larger cost per call but faster full-resolution kernels wins on video frames, loses on LOL)."""
+    documents_by_class = {}
     folder = model.results_dir()
     for path in sorted(folder.glob("bench-*.json")) if folder.is_dir() else []:
         document = documents.read(path)
         found = document.get("machine", {}).get("isa") or ""
-        if isa is not None and found != isa:
-            continue
+        if isa is None or found == isa:
+            documents_by_class.setdefault(found, []).append(document)
+    wanted = pixels(size or model.input_shape()[-2:])
+    classes = {}
+    for found, benched in documents_by_class.items():
+        nearest = min(abs(math.log(bench_pixels(model, d) / wanted)) for d in benched)
         rows = classes.setdefault(found, {})
-        for row in document.get("rows", []):
-            if row.get("batch") == 1 and row.get("instances") == 1 and row.get("device", "cpu") == "cpu" \
-                    and row.get("shape_mode") != "dynamic":
-                key = (row["build"], row["backend"])
-                if key not in rows or row["per_image_ms"]["p50"] < rows[key][0]:
-                    rows[key] = (row["per_image_ms"]["p50"], row.get("speedup"))
+        for document in benched:
+            if abs(math.log(bench_pixels(model, document) / wanted)) > nearest:
+                continue
+            for row in document.get("rows", []):
+                if row.get("batch") == 1 and row.get("instances") == 1 and row.get("device", "cpu") == "cpu" \
+                        and row.get("shape_mode") != "dynamic":
+                    key = (row["build"], row["backend"])
+                    if key not in rows or row["per_image_ms"]["p50"] < rows[key][0]:
+                        rows[key] = (row["per_image_ms"]["p50"], row.get("speedup"))
     return classes
+
+
+def pixels(size):
+    return max(int(size[-2]) * int(size[-1]), 1)
+
+
+def bench_pixels(model, document):
+    """Pixels of the input a bench document measured (settings.shape, C,H,W; the card's input when absent)."""
+    return pixels((document.get("settings") or {}).get("shape") or model.input_shape()[-2:])
 
 
 def runnable(model, build, backend, registry):
@@ -167,16 +187,21 @@ def pick_contenders(order, relative, count=CONTENDERS):
     return chosen
 
 
-def cache_path(model, machine, keys):
-    blob = json.dumps([model.name, sorted(keys), machine["id"], versions()], sort_keys=True)
+def cache_path(model, machine, keys, size=None):
+    blob = json.dumps([model.name, sorted(keys), machine["id"], versions(), *([list(size)] if size else [])],
+                      sort_keys=True)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return paths.cache_dir() / "choices" / f"settled-{model.name}-{machine['id']}-{digest}.json"
 
 
-def choose(model, registry=None, machine=None):
-    """The Choice for `model` on this machine (see the module's docstring), with the tile its photos results
-    say keeps a 12 MP photo within MEMORY_LIMIT_MB (the smallest over the contenders)."""
-    choice = pick(model, registry, machine)
+def choose(model, registry=None, machine=None, size=None):
+    """The Choice for `model` on this machine (see the module's docstring) for images of `size` (height, width;
+    default the card's input, as benched), with the tile its photos results say keeps a 12 MP photo within
+    MEMORY_LIMIT_MB (the smallest over the contenders)."""
+    choice = pick(model, registry, machine, size)
+    choice.size = tuple(size) if size else None
+    if size:
+        choice.reason += f" (for {size[1]}x{size[0]} images)"
     photos = photo_results(model)
     tiles = [on_photos(photos, key)[1] for key in choice.contenders or [(choice.build, choice.backend)]]
     choice.tile = min((tile for tile in tiles if tile), default=None)
@@ -185,7 +210,7 @@ def choose(model, registry=None, machine=None):
     return choice
 
 
-def pick(model, registry=None, machine=None):
+def pick(model, registry=None, machine=None, size=None):
     registry = registry or default_registry()
     machine = machine or describe()
     first, default_backend = reference_key(model)
@@ -196,7 +221,7 @@ def pick(model, registry=None, machine=None):
         return Choice(first, default_backend, f"using {first} on {default_backend}: no measured accuracy to "
                       f"choose a faster build by")
     metrics = for_task(registry, model.card["task"]).metrics
-    classes = bench_rows(model)
+    classes = bench_rows(model, size=size)
     here = {k: v for k, v in classes.pop(machine["isa"], {}).items() if k in found}
     if here:
         (build, backend), (p50, speedup) = fastest(here)
@@ -204,7 +229,7 @@ def pick(model, registry=None, machine=None):
         return Choice(build, backend, f"using {build} on {backend}: {pace} on this CPU (bench results for "
                       f"{machine['isa']} CPUs), {quality(model, metrics, found[(build, backend)])}", speedup,
                       found[(build, backend)])
-    cached = cache_path(model, machine, found)
+    cached = cache_path(model, machine, found, size)
     settled = read_settled(cached)
     if settled and tuple(settled["build"]) in found:
         key = tuple(settled["build"])
@@ -251,7 +276,7 @@ def settle(model, choice, seconds_per_megapixel, images, registry=None, machine=
     metrics = for_task(registry, model.card["task"]).metrics
     reason = (f"using {build} on {backend}: {best:.2f} s/MP, timed against {runner_up} on {images} images on "
               f"this {machine['isa']} CPU, {quality(model, metrics, found.get((build, backend), {}))}")
-    path = cache_path(model, machine, found)
+    path = cache_path(model, machine, found, choice.size)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"build": [build, backend], "reason": reason,
                                 "seconds_per_megapixel": {f"{b}|{k}": t for (b, k), t in timed}}))

@@ -67,15 +67,19 @@ def measured(model):
     return evals, benches
 
 
-def latencies(benches):
-    """Per-image p50 latency rows (batch 1, one instance) from bench documents, sorted."""
+def latencies(benches, card_shape=None):
+    """Per-image p50 latency rows (batch 1, one instance) from bench documents, sorted; `card_input` says
+    whether a row measured the card's input size (card_shape, C,H,W or N,C,H,W), which headline and plot use."""
     rows = []
     for file, document in benches:
         machine = document.get("machine", {})
+        shape = (document.get("settings") or {}).get("shape")
+        card_input = not shape or not card_shape or list(shape[-2:]) == list(card_shape[-2:])
         for row in document.get("rows", []):
             if row.get("batch") != 1 or row.get("instances") != 1:
                 continue
-            rows.append({"file": file, "machine": machine.get("id", ""), "cpu": machine.get("cpu", ""),
+            rows.append({"file": file, "machine": machine.get("id", ""),
+                         "input": f"{shape[-1]}x{shape[-2]}" if shape else "", "card_input": card_input, "cpu": machine.get("cpu", ""),
                          "gpu": machine.get("gpu") or "", "build": row["build"], "backend": row["backend"],
                          "dtype": row["dtype"], "device": row["device"], "shape_mode": row["shape_mode"],
                          "p50": row["per_image_ms"]["p50"], "p90": row["per_image_ms"]["p90"],
@@ -222,8 +226,8 @@ def context(model, registry=None):
     evals, benches = measured(model)
     # headline, plots and leaderboard: the card's first dataset; the Model Info table: every dataset
     primary = [(f, d) for f, d in evals if d["dataset"]["name"] == (card["datasets"] or [None])[0]]
-    lat = latencies(benches)
-    best, fastest = headline(model, primary, lat, metrics)
+    lat = latencies(benches, model.input_shape())
+    best, fastest = headline(model, primary, [row for row in lat if row["card_input"]], metrics)
     cx = card["complexity"]
     protocols = [{"name": name, "description": spec["description"].strip(),
                   "postprocess": ", ".join(f"{k}={v}" for k, v in sorted(spec.get("postprocess", {}).items())),
@@ -330,7 +334,7 @@ def plots(ctx, folder):
     plt.close(figure)
     written.append({"file": f"{lead.name}-per-image.svg", "title": f"{lead.label} per image",
                     "caption": f"Per-image {lead.label} on each measured build, from the results files."})
-    lat = ctx["latency"]
+    lat = [row for row in ctx["latency"] if row["card_input"]]  # one input size: comparable latencies
     protocol = protocols[0]
     points = []
     for file, document in evals:

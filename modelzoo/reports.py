@@ -64,16 +64,20 @@ def bench_tables(registry, contexts):
             speeds = {(r["build"], r["backend"]): (r["per_image_ms"]["p50"], r.get("speedup"))
                       for r in document["rows"] if r["batch"] == 1 and r["instances"] == 1 and r["shape_mode"] != "dynamic"}
             best = choose.fastest({k: v for k, v in speeds.items() if k in good})
+            shape = (document.get("settings") or {}).get("shape") or model.input_shape()
+            # a file at another input size than the card's (bench --shape): what run chooses for such images
+            name = ctx["name"] if list(shape[-2:]) == model.input_shape()[-2:] else \
+                f"{ctx['name']} at {shape[-1]}x{shape[-2]}"
             baseline = document.get("baseline")
             if baseline:
-                rows.append([ctx["name"], "official-style eager", "torch", "fp32", f"{baseline['per_image_ms']['p50']:.1f}",
+                rows.append([name, "official-style eager", "torch", "fp32", f"{baseline['per_image_ms']['p50']:.1f}",
                              "1.00", baseline.get("peak_rss_mb", "-"), "", "", ""])
             for row in sorted(document["rows"], key=lambda r: r["per_image_ms"]["p50"]):
                 if row["batch"] != 1 or row["instances"] != 1:
                     continue
                 key = (row["build"], row["backend"])
                 score = evals.get(key, {}).get(lead.name)
-                rows.append([ctx["name"], row["build"], row["backend"], row["dtype"],
+                rows.append([name, row["build"], row["backend"], row["dtype"],
                              f"{row['per_image_ms']['p50']:.1f}",
                              f"{row['speedup']:.2f}" if row.get("speedup") else "-", row.get("peak_rss_mb", "-"),
                              lead.format(score), "yes" if key in good else "no" if key in evals else "-",

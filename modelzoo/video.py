@@ -172,6 +172,15 @@ def probe(av, source, limit=None):
     return container, stream
 
 
+def frame_size(source, limit=None):
+    """(height, width) of the frames of `source` as decoded (before any rotation tag), checked like probe."""
+    container, stream = probe(require_av(), source, limit)
+    try:
+        return stream.codec_context.height, stream.codec_context.width
+    finally:
+        container.close()
+
+
 def one_line(exc):
     return " ".join(str(exc).split()) or type(exc).__name__
 

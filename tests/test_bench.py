@@ -67,10 +67,13 @@ def test_saved_document_validates_as_bench(tmp_path):
                              "repeat": 3, "isolation": "process"},
                 "complexity": {"params": 1, "macs": 2, "flops": 4, "shape": [1, 3, 64, 96]},
                 "baseline": None, "rows": [row], "skipped": []}
-    model = SimpleNamespace(results_dir=lambda: tmp_path / "results")
+    model = SimpleNamespace(results_dir=lambda: tmp_path / "results", input_shape=lambda: [1, 3, 64, 96])
     target = bench.save(model, document, "test-machine")
     assert target == tmp_path / "results" / "bench-test-machine.json"
     assert validate_file(target) == ([], 1)
+    # another input size than the card's is a file of its own, beside the card-size one
+    larger = dict(document, settings={**document["settings"], "shape": [3, 720, 1280]})
+    assert bench.save(model, larger, "test-machine") == tmp_path / "results" / "bench-test-machine-1280x720.json"
     broken = dict(document, rows=[dict(row, latency_ms={"p50": -1})])
     with pytest.raises(Exception, match="latency_ms"):
         bench.validate(broken)

@@ -43,11 +43,14 @@ def write_eval(model, build, backend, psnr, ssim, variant=None):
     (model.results_dir() / f"eval-{DATASET}-{build}-{backend}-{variant}.json").write_text(json.dumps(document))
 
 
-def write_bench(model, isa, rows):
+def write_bench(model, isa, rows, shape=None):
     document = {"kind": "bench", "model": model.name, "machine": {"id": f"m-{isa}", "isa": isa},
                 "rows": [{"build": b, "backend": k, "batch": 1, "instances": 1, "device": "cpu", "shape_mode": "static",
                           "per_image_ms": {"p50": ms}, "speedup": 1000 / ms} for b, k, ms in rows]}
-    (model.results_dir() / f"bench-m-{isa}.json").write_text(json.dumps(document))
+    if shape:
+        document["settings"] = {"shape": [3, *shape]}
+    size = f"-{shape[1]}x{shape[0]}" if shape else ""
+    (model.results_dir() / f"bench-m-{isa}{size}.json").write_text(json.dumps(document))
 
 
 def test_the_fastest_build_within_tolerance_of_fp32_wins(model, on):
@@ -64,6 +67,21 @@ def test_the_fastest_build_within_tolerance_of_fp32_wins(model, on):
     assert (chosen.build, chosen.backend) == ("fp16", "openvino") and not chosen.contenders
     assert chosen.reason.startswith("using fp16 on openvino: 5.0x eager on this CPU (bench results for avx2 CPUs), "
                                     "lol-eval15 PSNR 19.992 dB, SSIM 0.7950")
+
+
+def test_the_choice_reads_the_bench_results_nearest_the_image_size(model, on):
+    """A runtime with a larger cost per call but faster full-size kernels loses on LOL and wins on 720p frames."""
+    on("avx2")
+    write_eval(model, "fp32", "onnxruntime", 20.0, 0.8)
+    write_eval(model, "fp32", "openvino", 20.0, 0.8)
+    write_bench(model, "avx2", [("fp32", "onnxruntime", 4), ("fp32", "openvino", 5)])  # the card's 600x400
+    write_bench(model, "avx2", [("fp32", "onnxruntime", 30), ("fp32", "openvino", 15)], shape=(720, 1280))
+    assert choose.choose(model).backend == "onnxruntime"
+    assert choose.choose(model, size=(400, 600)).backend == "onnxruntime"
+    chosen = choose.choose(model, size=(720, 1280))
+    assert chosen.backend == "openvino" and chosen.reason.endswith("(for 1280x720 images)")
+    assert choose.choose(model, size=(1080, 1920)).backend == "openvino"  # nearer 720p than 600x400
+    assert choose.choose(model, size=(300, 400)).backend == "onnxruntime"
 
 
 def test_another_class_ranks_the_contenders_and_the_first_images_decide(model, on):
@@ -192,6 +210,20 @@ def test_the_committed_results_choose_on_avx512_vnni(on):
     assert chosen.speedup > 5 and abs(chosen.scores["psnr"] - 18.498) <= 0.01
     iat = choose.choose(registry().model("iat"))
     assert round(iat.scores["psnr"], 2) == 23.38 and round(iat.scores["ssim"], 3) == 0.809, iat.reason
+
+
+def test_a_video_frame_size_reopens_on_the_build_chosen_for_it(monkeypatch, on):
+    """The committed Zero-DCE++ bench files: at LOL's 600x400 ONNX Runtime leads, at 1280x720 OpenVINO fp16
+    (fused full-size curve iterations); an automatic enhancer asked for 720p frames moves to it once."""
+    monkeypatch.delenv("MODELZOO_BUILD")
+    on("avx512-vnni")
+    enhancer = api.load("zero-dce-pp")
+    assert enhancer.job.backend.name == "onnxruntime"
+    assert enhancer.for_size((400, 600)) is enhancer
+    framed = enhancer.for_size((720, 1280))
+    assert (framed.job.build, framed.job.backend.name) == ("fp16", "openvino")
+    assert enhancer.for_size((720, 1280)) is framed  # opened once
+    assert api.load("zero-dce-pp", build="fp32").for_size((720, 1280)).job.backend.name == "onnxruntime"
 
 
 @pytest.mark.slow

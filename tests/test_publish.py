@@ -161,7 +161,7 @@ def test_card_rows_come_from_every_results_and_bench_file(pairlie, tmp_path, mon
     text = (out / "models" / "pairlie.md").read_text()
     assert "PairLIE int8 (onnxruntime int8) | [measured here](../../models/pairlie/results/eval-lol-eval15-int8" \
            in text and "| 18.123 |" in text
-    assert "| test-cpu-2 | fp32 | onnxruntime | fp32 | cpu | static | 812.50 |" in text
+    assert "| test-cpu-2 | 600x400 | fp32 | onnxruntime | fp32 | cpu | static | 812.50 |" in text
     assert (out / "models" / "pairlie" / "psnr-latency.svg").is_file()
     assert "812.5" in (out / "index.html").read_text()
     for reported in pairlie.card["reported"]:

@@ -145,8 +145,10 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
         job, session = ray_engine.prepare_job(m, build, backend, variant, weights, workspace, native), None
     else:
         # under the automatic choice, the tile may be smaller: the one its 12 MP peak memory fits the limit at
+        # a run of videos only is chosen for their frame size (bench results nearest it rank the builds)
+        size = first_frame_size(videos) if not files else None
         enhancer = api.open_any(m, build, backend, variant, weights, workspace=workspace, native=native,
-                                threads=threads, tile=tile, inputs=inputs, announce=announce)
+                                threads=threads, tile=tile, inputs=inputs, announce=announce, size=size)
         job, session = enhancer.job, enhancer.session
     chosen = protocols_for(m, protocol or next(iter(m.card["protocols"])), for_task(registry(), m.card["task"]))[0]
     params = {**(chosen[1]["postprocess"] if protocol else {}), **overrides}
@@ -187,6 +189,16 @@ def run(model, input_path, output, reference, protocol, resize, native, tile, fm
         print_run(summary, request.evaluator.metrics if request.evaluator else ())
     if summary["failures"]:
         sys.exit(EXIT_PARTIAL if summary["images"] or summary.get("videos") else 1)
+
+
+def first_frame_size(videos):
+    """(height, width) of the first readable clip's frames, or None (a bad clip fails later, as a failure)."""
+    for clip in videos:
+        try:
+            return video.frame_size(clip)
+        except ZooError:
+            continue
+    return None
 
 
 def run_videos(enhance, videos, output, codec, crf, smoothing, quiet, result):
