@@ -35,9 +35,14 @@ logger = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 CODECS = {"h264": "libx264", "h265": "libx265", "hevc": "libx265", "vp9": "libvpx-vp9", "av1": "libaom-av1"}
 QUEUE = 8  # frames in flight between two stages: bounded memory at any resolution
-# x264/x265 speed preset: at 1280x720 "medium" costs 118 ms of CPU a frame, "veryfast" 47 (measured): medium
-# alone would hold 2 cores under 25 frames/s; crf keeps the quality, veryfast only makes files larger
-PRESET = "veryfast"
+# x264/x265 speed preset: at 1280x720 x264 costs, in CPU ms a frame, "medium" 118, "veryfast" 21-47,
+# "superfast" 15-27 (measured; by content): on 2 cores the encoder shares the CPU with the model, and crf keeps
+# the quality: a faster preset only makes files larger
+PRESET = "superfast"
+# BT.601 limited range: the matrix FFmpeg's swscale uses for rgb24 -> yuv420p when nothing says otherwise (the
+# decoder's to_ndarray(format="rgb24") undoes it); rows give Cb, Cr from R, G, B in 0..255, plus the offset
+CHROMA = np.hstack([np.array([[-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], np.float32) / 255,
+                    np.float32([[128], [128]])])
 CUT = 0.3  # the input's level changing by 30% from one frame to the next is a new scene for the smoothing
 RADIUS = 4  # frames on each side of the one the smoothing steadies
 NOISE = 8.0  # pixel changes of about this many levels (of 255) between frames are noise to smoothing; larger, motion
@@ -267,7 +272,7 @@ def pipeline(av, container, stream, copied, enhance, flicker, smoother, video, o
         for frame, pixels, result in ready:
             flicker.add("input", pixels)
             flicker.add("output", result)
-            enhanced.put(("frame", frame, result))
+            enhanced.put(("frame", frame, yuv420(result)))
 
     def work():
         try:
@@ -299,8 +304,8 @@ def pipeline(av, container, stream, copied, enhance, flicker, smoother, video, o
             packet.stream = copied[packet.stream.index]
             output.mux(packet)
             continue
-        frame, result = item[1], item[2]
-        new = av_frame(av, frame, result)
+        frame, planes = item[1], item[2]
+        new = av_frame(av, frame, planes)
         for packet in video.encode(new):
             output.mux(packet)
         frames += 1
@@ -321,7 +326,24 @@ def first_rotation(av, name):
     return 0
 
 
-def av_frame(av, source, pixels):
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+def yuv420(pixels):
+    """RGB uint8 -> the encoder's yuv420p planes (one (H*3/2)xW array), chroma averaged over 2x2 as swscale does;
+    5x cheaper than swscale's conversion and done in the enhancing thread, beside the encoder. Odd sizes: RGB,
+    left to swscale."""
+    height, width = pixels.shape[:2]
+    if height % 2 or width % 2:
+        return np.ascontiguousarray(pixels)
+    planes = np.empty((height * 3 // 2, width), np.uint8)
+    planes[:height] = cv2.cvtColor(pixels, cv2.COLOR_RGB2YUV_I420)[:height]
+    chroma = cv2.transform(cv2.resize(pixels, (width // 2, height // 2), interpolation=cv2.INTER_AREA), CHROMA)
+    planes[height:height + height // 4] = chroma[..., 0].reshape(height // 4, width)
+    planes[height + height // 4:] = chroma[..., 1].reshape(height // 4, width)
+    return planes
+
+
+def av_frame(av, source, planes):
+    """A VideoFrame of yuv420 planes (or RGB), with the timestamps of the decoded frame `source`."""
+    layout = "rgb24" if planes.ndim == 3 else "yuv420p"
+    frame = av.VideoFrame.from_ndarray(planes, format=layout)
     frame.pts, frame.time_base = source.pts, source.time_base
     return frame

@@ -120,5 +120,6 @@ class OpenVINOSession:
 
     def run(self, x, inputs=None):
         compiled, request = self.session_for(tuple(x.shape))
-        results = request.infer({0: x, **(inputs or {})})  # runtime inputs by name
+        # share_inputs: read x in place (a fresh array each call) instead of copying it into the request
+        results = request.infer({0: x, **(inputs or {})}, share_inputs=True)  # runtime inputs by name
         return [results[output] for output in compiled.outputs]

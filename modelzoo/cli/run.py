@@ -245,7 +245,12 @@ def print_run(summary, metrics=()):
         click.echo(f"{Path(clip['input']).name}: {clip['frames']} frames at {clip['fps']} frames/s; flicker "
                    f"{flicker} (output's frame-to-frame change / input's; 1.0 adds none)"
                    + (f", temporal smoothing {clip['smoothing']}" if clip["smoothing"] else ""))
-    click.echo(f"{len(summary['images'])} written to {summary['output']}, {len(summary['failures'])} failed, "
+    written = f"{len(summary['images'])}"
+    if summary.get("videos"):
+        clips = len(summary["videos"])
+        written = f"{written} images and {clips} video{'s' if clips > 1 else ''}" if summary["images"] else \
+            f"{clips} video{'s' if clips > 1 else ''}"
+    click.echo(f"{written} written to {summary['output']}, {len(summary['failures'])} failed, "
                f"{len(summary['skipped'])} skipped ({summary['build']}, {summary['backend']} {summary['dtype']})")
 
 
