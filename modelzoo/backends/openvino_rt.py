@@ -91,6 +91,7 @@ class OpenVINOSession:
         self.dynamic = self.open(core.compile_model(model, "CPU", config))
         self.static = {}  # input shape -> (compiled, request), most recently used last
         self.last_shape = None
+        self.unfixable = set()  # shapes whose static copy failed: not tried again on every call
         self.fixed = model.inputs[0].get_partial_shape().is_static  # a static export needs no copies
 
     @staticmethod
@@ -98,7 +99,7 @@ class OpenVINOSession:
         return compiled, compiled.create_infer_request()
 
     def session_for(self, shape):
-        if self.fixed:
+        if self.fixed or shape in self.unfixable:
             return self.dynamic
         if shape in self.static:
             self.static[shape] = self.static.pop(shape)
@@ -112,6 +113,7 @@ class OpenVINOSession:
             self.static[shape] = self.open(self.core.compile_model(fixed, "CPU", self.config))
         except RuntimeError as exc:  # a graph that cannot take a fixed shape keeps running dynamic
             log.debug("%s: no static-shape model for %s (%s)", self.label, shape, str(exc).splitlines()[0])
+            self.unfixable.add(shape)
             return self.dynamic
         while len(self.static) > self.STATIC_SHAPES:
             self.static.pop(next(iter(self.static)))

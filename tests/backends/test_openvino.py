@@ -22,3 +22,19 @@ def test_a_repeated_shape_runs_static_with_the_dynamic_models_outputs():
     for height in (48, 48, 60, 60, 72, 72):
         session.run(rng.random((1, 3, height, 96), dtype=np.float32))
     assert len(session.static) == session.STATIC_SHAPES and (1, 3, 72, 96) in session.static
+
+
+def test_a_shape_that_cannot_be_fixed_is_tried_once(monkeypatch):
+    enhancer = open_enhancer(registry().model("zero-dce-pp"), "fp32", "openvino", native=True)
+    session = enhancer.session.session
+    attempts = []
+
+    def failing_compile(model, *args):
+        attempts.append(model)
+        raise RuntimeError("cannot reshape\ndetails")
+
+    monkeypatch.setattr(session, "core", type("Core", (), {"compile_model": staticmethod(failing_compile)})())
+    frame = np.full((1, 3, 48, 96), 0.2, dtype=np.float32)
+    outputs = [session.run(frame)[0] for _ in range(4)]
+    assert len(attempts) == 1 and not session.static  # the dynamic model ran every call, compiled once
+    assert all(np.array_equal(outputs[0], out) for out in outputs)
