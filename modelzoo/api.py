@@ -169,7 +169,10 @@ def open_any(model, build=None, backend=None, variant=None, weights=None, device
     if not chooses(model, build, backend, variant):
         return open_enhancer(model, build, backend, variant, weights, device, workspace, native, threads,
                              params=params, tile=tile, inputs=inputs)
-    choice = choose.choose(model, size=size)
+    def ready(build, backend):  # compiled here, or compiles in seconds (see modelzoo.choose)
+        return compiler.ready(prepare(model, build, backend, variant, weights, device, workspace, native))
+
+    choice = choose.choose(model, size=size, ready=ready)
     announce(f"{model.name}: {choice.reason}")
     asked_tile = tile
     tile = min(tile, choice.tile) if tile and choice.tile else tile  # the tile its 12 MP peak fits the limit at

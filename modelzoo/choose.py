@@ -10,6 +10,10 @@ bench results of the other classes (which build is faster carries over between C
 and the leader and the best build on another backend become contenders. The caller (modelzoo.api) runs the
 first images on each in turn, keeps those outputs, and reports the timings back to `settle`, which caches
 the winner per machine and library versions. This module only reads results documents and that cache.
+
+A build whose first compile takes a minute or more (an int8 build calibrates, ncnn converts) is not waited
+for: until it has been compiled here, the caller's `ready(build, backend)` says no and the fastest build that
+opens in seconds runs instead, with the command that makes the faster one the default in the reason line.
 """
 import hashlib
 import json
@@ -194,11 +198,12 @@ def cache_path(model, machine, keys, size=None):
     return paths.cache_dir() / "choices" / f"settled-{model.name}-{machine['id']}-{digest}.json"
 
 
-def choose(model, registry=None, machine=None, size=None):
+def choose(model, registry=None, machine=None, size=None, ready=None):
     """The Choice for `model` on this machine (see the module's docstring) for images of `size` (height, width;
     default the card's input, as benched), with the tile its photos results say keeps a 12 MP photo within
-    MEMORY_LIMIT_MB (the smallest over the contenders)."""
-    choice = pick(model, registry, machine, size)
+    MEMORY_LIMIT_MB (the smallest over the contenders). `ready(build, backend)`: False for a build whose first
+    compile takes a minute or more (default: every build is ready)."""
+    choice = pick(model, registry, machine, size, ready or (lambda build, backend: True))
     choice.size = tuple(size) if size else None
     if size:
         choice.reason += f" (for {size[1]}x{size[0]} images)"
@@ -210,7 +215,7 @@ def choose(model, registry=None, machine=None, size=None):
     return choice
 
 
-def pick(model, registry=None, machine=None, size=None):
+def pick(model, registry=None, machine=None, size=None, ready=lambda build, backend: True):
     registry = registry or default_registry()
     machine = machine or describe()
     first, default_backend = reference_key(model)
@@ -224,11 +229,16 @@ def pick(model, registry=None, machine=None, size=None):
     classes = bench_rows(model, size=size)
     here = {k: v for k, v in classes.pop(machine["isa"], {}).items() if k in found}
     if here:
-        (build, backend), (p50, speedup) = fastest(here)
-        pace = f"{speedup:.1f}x eager" if speedup else f"{p50:.0f} ms/image"
-        return Choice(build, backend, f"using {build} on {backend}: {pace} on this CPU (bench results for "
-                      f"{machine['isa']} CPUs), {quality(model, metrics, found[(build, backend)])}", speedup,
-                      found[(build, backend)])
+        best = fastest(here)
+        waiting = fastest({k: v for k, v in here.items() if ready(*k)}) if not ready(*best[0]) else None
+        (build, backend), (p50, speedup) = waiting or best
+        reason = (f"using {build} on {backend}: {pace(p50, speedup)} on this CPU (bench results for {machine['isa']} "
+                  f"CPUs), {quality(model, metrics, found[(build, backend)])}")
+        if waiting:
+            (faster, on), (p50, speedup) = best
+            reason += (f"; {faster} on {on} ({pace(p50, speedup)}) compiles for a minute or more first, once: "
+                       f"`modelzoo compile {model.name} --build {faster} --backend {on} --native` makes it the default")
+        return Choice(build, backend, reason, speedup, found[(build, backend)])
     cached = cache_path(model, machine, found, size)
     settled = read_settled(cached)
     if settled and tuple(settled["build"]) in found:
@@ -237,6 +247,7 @@ def pick(model, registry=None, machine=None, size=None):
     others = sorted(i for i, rows in classes.items() if any(k in found for k in rows))
     relative = relative_elsewhere(sorted(found), classes)
     order = ranked_elsewhere([k for k in model_order(model, registry) if k in found], relative)
+    order = [k for k in order if ready(*k)] or order  # a first run does not wait minutes for a contender
     contenders = pick_contenders(order, relative)
     build, backend = contenders[0]
     basis = f"the fastest accurate on {', '.join(others)} CPUs" if others else "no bench results on any CPU"
@@ -248,6 +259,10 @@ def pick(model, registry=None, machine=None, size=None):
     names = " and ".join(f"{b} on {k}" for b, k in contenders)
     return Choice(build, backend, f"no bench results for {machine['isa']} CPUs: timing {names} ({basis}) on "
                   f"the first images, then keeping the faster", scores=found[(build, backend)], contenders=contenders)
+
+
+def pace(p50, speedup):
+    return f"{speedup:.1f}x eager" if speedup else f"{p50:.0f} ms/image"
 
 
 def read_settled(path):

@@ -259,6 +259,19 @@ def donor(job, log):
     return given
 
 
+def ready(job):
+    """True when `job` opens within seconds: compiled here already, or a float build on a backend that compiles
+    quickly. An int8 build calibrates for minutes first (unless the int8 build it converts from has); ncnn's
+    conversion takes a minute."""
+    if intact(artifact_dir(job)):
+        return True
+    if job.dtype == "int8":
+        name = job.backend.int8_donor(job.spec["backend"])
+        given = name and dataclasses.replace(job, backend=default_registry().backend(name))
+        return bool(given) and intact(artifact_dir(given))
+    return job.backend.quick
+
+
 def artifact_hash(job):
     """One hash for a compiled artifact: the sha256 of its manifest's file list."""
     manifest = json.loads((job.workdir / MANIFEST).read_text())

@@ -69,6 +69,24 @@ def test_the_fastest_build_within_tolerance_of_fp32_wins(model, on):
                                     "lol-eval15 PSNR 19.992 dB, SSIM 0.7950")
 
 
+def test_an_int8_build_not_calibrated_here_waits_for_compile(model, on):
+    """A first run must not spend minutes calibrating: the fastest ready build runs, and the line says how to make
+    the faster int8 build the default; once it is compiled (ready), it is chosen."""
+    on("avx2")
+    write_eval(model, "fp32", "onnxruntime", 20.0, 0.8)
+    write_eval(model, "fp32", "openvino", 20.0, 0.8)
+    write_eval(model, "int8", "openvino", 20.005, 0.8)
+    write_bench(model, "avx2", [("fp32", "onnxruntime", 500), ("fp32", "openvino", 400), ("int8", "openvino", 100)])
+    waiting = choose.choose(model, ready=lambda build, backend: build != "int8")
+    assert (waiting.build, waiting.backend) == ("fp32", "openvino")
+    assert waiting.reason.endswith("; int8 on openvino (10.0x eager) compiles for a minute or more first, once: "
+                                   "`modelzoo compile sci --build int8 --backend openvino --native` makes it the default")
+    assert (choose.choose(model, ready=lambda build, backend: True).build) == "int8"
+    on("avx512")  # no bench results here: an uncalibrated build is not a contender either
+    elsewhere = choose.choose(model, ready=lambda build, backend: build != "int8")
+    assert elsewhere.build != "int8" and all(build != "int8" for build, _ in elsewhere.contenders)
+
+
 def test_the_choice_reads_the_bench_results_nearest_the_image_size(model, on):
     """A runtime with a larger cost per call but faster full-size kernels loses on LOL and wins on 720p frames."""
     on("avx2")

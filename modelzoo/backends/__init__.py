@@ -12,6 +12,7 @@ class Backend:
     package = ""  # import name checked by available()
     install = ""  # how to install it, shown when it is missing
     plugin = ""
+    quick = True  # a float build compiles in seconds; False where it takes a minute or more (a first run won't wait)
 
     def missing(self, build=None):
         """None when usable here (for `build`, a build yaml's backend section, when given), else a one-line

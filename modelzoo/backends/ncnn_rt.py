@@ -55,6 +55,7 @@ class Ncnn(Backend):
     package = "ncnn"
     install = "pip install ncnn pnnx"
     needs_onnx = False
+    quick = False  # pnnx traces and converts the TorchScript module: 36 s for PairLIE on 2 cores
 
     def missing(self, build=None):
         absent = [name for name in ("ncnn", "pnnx") if importlib.util.find_spec(name) is None]
