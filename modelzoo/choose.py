@@ -235,9 +235,9 @@ def pick(model, registry=None, machine=None, size=None, ready=lambda build, back
         reason = (f"using {build} on {backend}: {pace(p50, speedup)} on this CPU (bench results for {machine['isa']} "
                   f"CPUs), {quality(model, metrics, found[(build, backend)])}")
         if waiting:
-            (faster, on), (p50, speedup) = best
-            reason += (f"; {faster} on {on} ({pace(p50, speedup)}) compiles for a minute or more first, once: "
-                       f"`modelzoo compile {model.name} --build {faster} --backend {on} --native` makes it the default")
+            (faster, on), its_pace = best[0], pace(*best[1])
+            reason += (f"; {faster} on {on} ({its_pace}) compiles for a minute or more first, once: `modelzoo "
+                       f"compile {model.name} --build {faster} --backend {on} --native` makes it the default")
         return Choice(build, backend, reason, speedup, found[(build, backend)])
     cached = cache_path(model, machine, found, size)
     settled = read_settled(cached)
