@@ -198,12 +198,16 @@ def cache_path(model, machine, keys, size=None):
     return paths.cache_dir() / "choices" / f"settled-{model.name}-{machine['id']}-{digest}.json"
 
 
-def choose(model, registry=None, machine=None, size=None, ready=None):
+def every_build_ready(build, backend):
+    return True
+
+
+def choose(model, registry=None, machine=None, size=None, ready=every_build_ready):
     """The Choice for `model` on this machine (see the module's docstring) for images of `size` (height, width;
     default the card's input, as benched), with the tile its photos results say keeps a 12 MP photo within
     MEMORY_LIMIT_MB (the smallest over the contenders). `ready(build, backend)`: False for a build whose first
     compile takes a minute or more (default: every build is ready)."""
-    choice = pick(model, registry, machine, size, ready or (lambda build, backend: True))
+    choice = pick(model, registry, machine, size, ready)
     choice.size = tuple(size) if size else None
     if size:
         choice.reason += f" (for {size[1]}x{size[0]} images)"
@@ -215,7 +219,7 @@ def choose(model, registry=None, machine=None, size=None, ready=None):
     return choice
 
 
-def pick(model, registry=None, machine=None, size=None, ready=lambda build, backend: True):
+def pick(model, registry=None, machine=None, size=None, ready=every_build_ready):
     registry = registry or default_registry()
     machine = machine or describe()
     first, default_backend = reference_key(model)
